@@ -1,0 +1,71 @@
+"""The `footsort` command: a click group whose subcommands live in footsort/commands/.
+
+This is the one place where FootsortError becomes a one-line message and an exit code.
+Heavy imports (torch) happen inside commands so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from footsort import __version__
+from footsort.errors import FootsortError
+
+
+class FootsortGroup(click.Group):
+    """A click group that reports FootsortError as `error: ...` on one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FootsortError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=FootsortGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="footsort")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
+@click.option("--log-json", is_flag=True, help="Log JSON lines on stderr (for journald or log shippers).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, quiet: bool, log_json: bool) -> None:
+    """Sort footwear photos into tsinelas/ and sapatos/ with a small neural network.
+
+    \b
+    Example:
+      footsort classify photo.jpg
+      footsort watch ~/Pictures/inbox
+    """
+    from footsort import logs
+
+    ctx.ensure_object(dict)
+    ctx.obj["log"] = dict(verbose=verbose, quiet=quiet, json=log_json)
+    logs.setup(verbose=verbose, quiet=quiet, json=log_json)
+
+
+def _register() -> None:
+    from footsort.commands import COMMAND_MODULES
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"footsort.commands.{name}")
+        except ModuleNotFoundError as exc:  # a command module not written yet
+            if exc.name == f"footsort.commands.{name}":
+                continue
+            raise
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
