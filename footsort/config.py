@@ -8,12 +8,14 @@ ConfigError naming the dotted key, the bad value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 import sys
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping, get_args, get_origin
+from typing import Any, Callable, Literal, Mapping, get_args, get_origin
 
 from footsort import paths
 from footsort.errors import ConfigError
@@ -62,17 +64,19 @@ class WatchSection:
 class LogSection:
     """Logging."""
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    json: bool = False
-    file: bool = True
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # --verbose: DEBUG; --quiet: WARNING on stderr
+    json: bool = False  # JSON lines (loguru serialize) on stderr and in the file, for journald or log shippers
+    file: bool = True  # also write a rotating log file in the log dir (`footsort config path`)
+    file_max_mb: int = 10  # start a new log file when the current one reaches this size
+    file_keep: int = 5  # how many rotated log files to keep
 
 
 @dataclass(frozen=True)
 class PluginsSection:
     """Plugins: which are enabled, extra folders to look in, and per-plugin settings."""
 
-    enabled: list[str] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
+    enabled: tuple[str, ...] = ()  # plugin names, e.g. ["xmp", "export"]
+    paths: tuple[str, ...] = ()  # extra folders holding plugin modules (name.py or name/__init__.py)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # [plugins.<name>] tables
 
 
@@ -87,59 +91,80 @@ class Config:
     plugins: PluginsSection = field(default_factory=PluginsSection)
 
 
-_SECTIONS: dict[str, type] = {f.name: f.type for f in fields(Config)}  # type: ignore[misc]
+# Bounds for numeric keys beyond the default "0 or more": dotted key -> (minimum, maximum or None).
+LIMITS: dict[str, tuple[float, float | None]] = {
+    "sort.threshold": (0.0, 1.0),
+    "sort.batch_size": (1, None),
+    "log.file_max_mb": (1, None),
+    "log.file_keep": (1, None),
+}
+ENV_PREFIX = "FOOTSORT_"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+T = typing.TypeVar("T")
 
 
-def _section_types() -> dict[str, type]:
+def section_types() -> dict[str, type]:
+    """Section name -> its dataclass, in file order."""
     hints = typing.get_type_hints(Config)
-    return {name: hints[name] for name in _SECTIONS}
+    return {f.name: hints[f.name] for f in fields(Config)}
 
 
-def _describe(tp: Any) -> str:
+def env_var(dotted: str) -> str:
+    """The environment variable that overrides a dotted key: sort.threshold -> FOOTSORT_SORT_THRESHOLD."""
+    return ENV_PREFIX + dotted.replace(".", "_").upper()
+
+
+def _is_str_list(tp: Any) -> bool:
+    args = get_args(tp)
+    return (get_origin(tp) is list and args == (str,)) or (get_origin(tp) is tuple and args == (str, ...))
+
+
+def describe(tp: Any, key: str = "") -> str:
+    """What a key of type `tp` accepts, in words (for errors and `config init`)."""
     if get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if get_origin(tp) is list:
+    if _is_str_list(tp):
         return "a list of strings"
-    return {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+    if tp in (int, float):
+        low, high = LIMITS.get(key, (0, None))
+        noun = "a whole number" if tp is int else "a number"
+        return f"{noun} from {low:g} to {high:g}" if high is not None else f"{noun} of {low:g} or more"
+    return {bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
-def _coerce(key: str, value: Any, tp: Any, from_text: bool) -> Any:
-    """Check (and, for env/flag text, parse) one value against its annotated type."""
-    bad = ConfigError(f"config key {key} = {value!r} is not valid: expected {_describe(tp)}")
-    origin = get_origin(tp)
-    if origin is Literal:
+def _coerce(key: str, value: Any, tp: Any, from_text: bool, where: str) -> Any:
+    """Check (and, for environment text, parse) one value against its annotated type."""
+    bad = ConfigError(f"config key {key} = {value!r} in {where} is not valid: expected {describe(tp, key)}")
+    if get_origin(tp) is Literal:
         if value not in get_args(tp):
             raise bad
         return value
-    if origin is list:
+    if _is_str_list(tp):
         if from_text and isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise bad
-        return list(value)
+        return tuple(value) if get_origin(tp) is tuple else list(value)
     if tp is bool:
-        if from_text and isinstance(value, str):
-            low = value.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise bad
+        if from_text and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
         if not isinstance(value, bool):
             raise bad
         return value
     if tp in (int, float):
         if from_text and isinstance(value, str):
             try:
-                value = tp(value)
+                value = float(value) if tp is float else int(value)
             except ValueError:
                 raise bad from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise bad
         if tp is int and not float(value).is_integer():
             raise bad
-        if value < 0:
-            raise ConfigError(f"config key {key} = {value!r} is not valid: it must not be negative")
+        low, high = LIMITS.get(key, (0, None))
+        if value < low or (high is not None and value > high):
+            raise bad
         return tp(value)
     if tp is str:
         if not isinstance(value, str):
@@ -148,54 +173,65 @@ def _coerce(key: str, value: Any, tp: Any, from_text: bool) -> Any:
     return value
 
 
-def _validate_ranges(cfg: Config) -> None:
-    if not 0.0 <= cfg.sort.threshold <= 1.0:
-        raise ConfigError(f"config key sort.threshold = {cfg.sort.threshold} is not valid: expected a number from 0 to 1")
-    if cfg.sort.batch_size < 1:
-        raise ConfigError(f"config key sort.batch_size = {cfg.sort.batch_size} is not valid: expected 1 or more")
+def _unknown_key(dotted: str, allowed: typing.Iterable[str], where: str, table: str) -> ConfigError:
+    allowed = list(allowed)
+    near = difflib.get_close_matches(dotted.rsplit(".", 1)[-1], allowed, n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    return ConfigError(
+        f"unknown config key {dotted} in {where}{hint}: allowed keys in [{table}] are {', '.join(allowed)}"
+    )
 
 
-def _apply(cfg: Config, values: Mapping[str, Mapping[str, Any]], from_text: bool, origin: str) -> Config:
-    types = _section_types()
+def parse_section(cls: type[T], values: Mapping[str, Any], prefix: str, where: Callable[[str], str] | str,
+                  base: T | None = None, from_text: bool = False) -> T:
+    """Check `values` against the frozen dataclass `cls` and return `base` (default: defaults) updated with them.
+
+    Unknown keys and bad values raise ConfigError naming `prefix.key`, the value and what is allowed.
+    Plugins use this for their `[plugins.<name>]` settings.
+    """
+    locate = (lambda _key: where) if isinstance(where, str) else where
+    hints = typing.get_type_hints(cls)
+    keys = [f.name for f in fields(cls) if f.name != "settings"]  # type: ignore[arg-type]
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}.{key}"
+        if key not in keys:
+            raise _unknown_key(dotted, keys, locate(dotted), prefix)
+        changes[key] = _coerce(dotted, value, hints[key], from_text, locate(dotted))
+    return replace(base if base is not None else cls(), **changes)  # type: ignore[type-var]
+
+
+def _apply(cfg: Config, values: Mapping[str, Any], from_text: bool, where: Callable[[str], str]) -> Config:
+    types = section_types()
     new_sections: dict[str, Any] = {}
     for sec_name, sec_values in values.items():
-        if sec_name not in types:
-            raise ConfigError(
-                f"unknown config section [{sec_name}] in {origin}: allowed sections are " + ", ".join(types)
-            )
-        if not isinstance(sec_values, Mapping):
-            raise ConfigError(f"config key {sec_name} in {origin} must be a table ([{sec_name}])")
-        sec_type = types[sec_name]
-        hints = typing.get_type_hints(sec_type)
-        current = new_sections.get(sec_name, getattr(cfg, sec_name))
-        changes: dict[str, Any] = {}
-        for key, value in sec_values.items():
-            dotted = f"{sec_name}.{key}"
-            if sec_name == "plugins" and key not in hints:
-                if isinstance(value, Mapping):  # [plugins.<name>] settings table
-                    settings = dict(changes.get("settings", current.settings))
-                    settings[key] = dict(value)
-                    changes["settings"] = settings
-                    continue
-            if key not in hints or key == "settings":
-                allowed = ", ".join(k for k in hints if k != "settings")
-                raise ConfigError(f"unknown config key {dotted} in {origin}: allowed keys in [{sec_name}] are {allowed}")
-            changes[key] = _coerce(dotted, value, hints[key], from_text)
-        new_sections[sec_name] = replace(current, **changes)
-    result = replace(cfg, **new_sections)
-    _validate_ranges(result)
-    return result
+        if sec_name not in types or not isinstance(sec_values, Mapping):
+            homes = [s for s, t in types.items() if sec_name in {f.name for f in fields(t)}]
+            if not isinstance(sec_values, Mapping) and homes:
+                raise ConfigError(f"config key {sec_name} in {where(sec_name)} is outside any section: "
+                                  f"put it under [{homes[0]}]")
+            what = f"section [{sec_name}]" if isinstance(sec_values, Mapping) else f"key {sec_name}"
+            raise ConfigError(f"unknown config {what} in {where(sec_name)}: allowed sections are "
+                              + ", ".join(f"[{s}]" for s in types))
+        current = getattr(cfg, sec_name)
+        if sec_name == "plugins":  # [plugins.<name>] tables are the plugins' own settings
+            tables = {k: dict(v) for k, v in sec_values.items() if isinstance(v, Mapping)}
+            sec_values = {k: v for k, v in sec_values.items() if k not in tables}
+            if tables:
+                current = replace(current, settings={**current.settings, **tables})
+        new_sections[sec_name] = parse_section(types[sec_name], sec_values, sec_name, where, current, from_text)
+    return replace(cfg, **new_sections)
 
 
 def env_values(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
     """The FOOTSORT_SECTION_KEY variables that name a known key."""
     environ = os.environ if environ is None else environ
     out: dict[str, dict[str, str]] = {}
-    for sec_name, sec_type in _section_types().items():
+    for sec_name, sec_type in section_types().items():
         for f in fields(sec_type):
             if f.name == "settings":
                 continue
-            var = f"FOOTSORT_{sec_name}_{f.name}".upper()
+            var = env_var(f"{sec_name}.{f.name}")
             if var in environ:
                 out.setdefault(sec_name, {})[f.name] = environ[var]
     # historical short name from the model issue
@@ -204,21 +240,29 @@ def env_values(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, 
     return out
 
 
+def read_file(path: Path) -> dict[str, Any]:
+    """The raw tables of a TOML config file; {} when it does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}; fix it or run `footsort config init --force`") from None
+
+
 def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
          overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
     """Defaults, then the TOML file (missing is fine), then the environment, then flag overrides."""
-    path = paths.config_file() if path is None else path
-    cfg = Config()
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}; fix it or run `footsort config init --force`") from None
-        cfg = _apply(cfg, data, from_text=False, origin=str(path))
-    cfg = _apply(cfg, env_values(environ), from_text=True, origin="the environment")
+    path = paths.config_file() if path is None else Path(path)
+    cfg = _apply(Config(), read_file(path), from_text=False, where=lambda _key: f"config file {path}")
+    cfg = _apply(cfg, env_values(environ), from_text=True, where=lambda key: f"environment variable {env_var(key)}")
     if overrides:
         cleaned = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in overrides.items()}
-        cfg = _apply(cfg, {s: kv for s, kv in cleaned.items() if kv}, from_text=False, origin="the command line")
+        cfg = _apply(cfg, {s: kv for s, kv in cleaned.items() if kv}, from_text=False, where=lambda _key: "the command line")
     return cfg
 
 
