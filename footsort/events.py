@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 
 def _now() -> datetime:
@@ -104,3 +104,20 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     DaemonStarted, DaemonStopped, FileSorted, FileReviewed, FileFailed, CorrectionSeen, ModelPromoted,
 )
 EVENT_NAMES = tuple(e.name for e in ALL_EVENTS)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """The event as JSON-ready data: {"event": name, <field>: value, ...}; paths and times as strings."""
+    return {"event": event.name, **{f.name: _plain(getattr(event, f.name)) for f in fields(event)}}

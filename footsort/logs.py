@@ -2,16 +2,88 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from footsort import paths
+
+if TYPE_CHECKING:
+    from footsort.config import LogSection
+
+LOG_FILE_NAME = "footsort.log"
+_ORDER = ("DEBUG", "INFO", "WARNING", "ERROR")
+_SYSLOG_PRIORITY = {"TRACE": 7, "DEBUG": 7, "INFO": 6, "SUCCESS": 5, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+STDERR_FORMAT = "<level>{level: <7}</level> {message}"
+FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} {level: <7} {name}:{line} {message}"
 
 
-def setup(verbose: bool = False, quiet: bool = False, json: bool = False, file: bool = False) -> None:
-    """Configure loguru's sinks for this process."""
+@dataclass(frozen=True)
+class LogPlan:
+    """Where log lines go and at which level; computed purely from flags and the [log] section."""
+
+    stderr_level: str
+    json: bool
+    file: Path | None  # None: no log file
+    file_level: str = "INFO"
+    file_max_mb: int = 10
+    file_keep: int = 5
+
+
+def plan(verbose: bool = False, quiet: bool = False, json: bool = False, file: bool = False,
+         settings: "LogSection | None" = None, log_dir: Path | None = None) -> LogPlan:
+    """Flags win over the [log] section: --verbose means DEBUG everywhere, --quiet quiets stderr only."""
+    level = "DEBUG" if verbose else (settings.level if settings else "INFO")
+    stderr_level = max(level, "WARNING", key=_ORDER.index) if quiet else level
+    use_file = file or (settings.file if settings else False)
+    return LogPlan(
+        stderr_level=stderr_level,
+        json=json or (settings.json if settings else False),
+        file=(log_dir or paths.log_dir()) / LOG_FILE_NAME if use_file else None,
+        file_level=level,
+        file_max_mb=settings.file_max_mb if settings else 10,
+        file_keep=settings.file_keep if settings else 5,
+    )
+
+
+def stderr_is_journal(environ: os._Environ[str] | dict[str, str] | None = None) -> bool:
+    """True when stderr is connected to journald (systemd sets JOURNAL_STREAM=device:inode)."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return value == f"{st.st_dev}:{st.st_ino}"
+
+
+def _journal_format(record: Any) -> str:
+    # "<6>" lets journald store the right priority (SyslogLevelPrefix=yes is systemd's default)
+    return f"<{_SYSLOG_PRIORITY.get(record['level'].name, 6)}>{STDERR_FORMAT}\n{{exception}}"
+
+
+def _write_stderr(message: str) -> None:
+    # look sys.stderr up at write time, so a swapped stream (tests, click's CliRunner) is honoured
+    sys.stderr.write(message)
+
+
+def setup(verbose: bool = False, quiet: bool = False, json: bool = False, file: bool = False,
+          settings: "LogSection | None" = None) -> LogPlan:
+    """Configure loguru's sinks for this process and return what was set up."""
     from loguru import logger
 
+    p = plan(verbose=verbose, quiet=quiet, json=json, file=file, settings=settings)
     logger.remove()
-    level = "DEBUG" if verbose else "WARNING" if quiet else "INFO"
-    if json:
-        logger.add(sys.stderr, level=level, serialize=True)
+    if p.json:
+        logger.add(_write_stderr, level=p.stderr_level, serialize=True)
     else:
-        logger.add(sys.stderr, level=level, format="<level>{level: <7}</level> {message}", colorize=None)
+        colorize = not os.environ.get("NO_COLOR") and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        fmt = _journal_format if stderr_is_journal() else STDERR_FORMAT
+        logger.add(_write_stderr, level=p.stderr_level, format=fmt, colorize=colorize)
+    if p.file is not None:
+        logger.add(
+            p.file, level=p.file_level, format=FILE_FORMAT, serialize=p.json, encoding="utf-8",
+            rotation=f"{p.file_max_mb} MB", retention=p.file_keep, delay=True,
+        )
+    return p
