@@ -60,7 +60,7 @@ def stderr_is_journal(environ: os._Environ[str] | dict[str, str] | None = None) 
 
 def _journal_format(record: Any) -> str:
     # "<6>" lets journald store the right priority (SyslogLevelPrefix=yes is systemd's default)
-    return f"<{_SYSLOG_PRIORITY.get(record['level'].name, 6)}>{STDERR_FORMAT}\n{{exception}}"
+    return f"\\<{_SYSLOG_PRIORITY.get(record['level'].name, 6)}>{STDERR_FORMAT}\n{{exception}}"  # \< : not a colour tag
 
 
 def _write_stderr(message: str) -> None:
