@@ -58,6 +58,7 @@ class WatchSection:
     settle_seconds: float = 1.0
     poll: float = 0.0  # seconds between polls; 0: native events (inotify/FSEvents)
     rescan_seconds: float = 60.0
+    incomplete_seconds: float = 30.0  # a file that does not decode yet is retried this long after its last change, then failed/
 
 
 @dataclass(frozen=True)

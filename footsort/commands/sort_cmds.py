@@ -1,0 +1,309 @@
+"""`footsort watch`, `sort`, `undo`, `log`: the main job and its safety net. Heavy imports stay inside."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+import click
+
+from footsort.errors import FootsortError
+
+DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
+
+
+def _model_options(f):
+    f = click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Model file to use (default: the model in use, else the shipped one).")(f)
+    f = click.option("--device", type=DEVICE, default=None, help="Where the model runs (default: auto = GPU if any).")(f)
+    return f
+
+
+def _sort_options(f):
+    f = click.option("--dry-run", is_flag=True, help="Print what would happen; touch nothing.")(f)
+    f = click.option("--recursive", is_flag=True, default=None, help="Also sort files in subfolders.")(f)
+    f = click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Library root for tsinelas/ sapatos/ review/ failed/ (default: inside each inbox).")(f)
+    f = click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+                     help="Confidence needed to sort; below it files go to review/ (default 0.80).")(f)
+    return _model_options(f)
+
+
+def _config(threshold: float | None = None, output: Path | None = None, recursive: bool | None = None,
+            device: str | None = None, **watch: Any):
+    from footsort import config
+
+    return config.load(overrides={
+        "sort": {"threshold": threshold, "output": str(output) if output else None, "recursive": recursive},
+        "model": {"device": device},
+        "watch": watch,
+    })
+
+
+def _folders(paths: Iterable[Path], what: str) -> list[Path]:
+    out = []
+    for p in paths:
+        p = Path(os.path.abspath(p.expanduser()))
+        if not p.is_dir():
+            raise FootsortError(f"{what} {p} is not a folder; create it (mkdir -p {p}) or check the path")
+        out.append(p)
+    return out
+
+
+def _host(cfg):
+    from footsort.plugins import PluginHost
+
+    from_config = getattr(PluginHost, "from_config", None)
+    return from_config(cfg) if from_config else PluginHost()
+
+
+def _open_journal(dry_run: bool):
+    from footsort.journal import Journal
+    from footsort.sorter import recover
+
+    journal = Journal.open(readonly=dry_run)
+    if not dry_run:
+        recover(journal)
+    return journal
+
+
+def _set_logging(ctx: click.Context, **changes: bool) -> None:
+    from footsort import logs
+
+    opts = dict((ctx.find_root().obj or {}).get("log", {}))
+    logs.setup(**{**opts, **changes})
+
+
+@click.command()
+@click.argument("inboxes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_sort_options
+@click.option("--poll", type=click.FloatRange(min=0), default=None,
+              help="Poll every SECONDS instead of native events (network shares); 0: native.")
+@click.option("--settle", type=click.FloatRange(min=0), default=None,
+              help="Seconds a file's size and time must hold still before it is sorted (default 1).")
+def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | None, recursive: bool | None,
+          dry_run: bool, device: str | None, model_path: Path | None, poll: float | None,
+          settle: float | None) -> None:
+    """Sort photos dropped into INBOX into tsinelas/, sapatos/, review/ and failed/, until stopped.
+
+    Files already in the inbox are sorted first. Stop with Ctrl+C or SIGTERM; every move is
+    journaled, so `footsort undo` can put files back.
+
+    \b
+    Example:
+      footsort watch ~/Pictures/inbox
+      footsort watch ~/inbox /mnt/share/inbox --poll 5 --threshold 0.9
+    """
+    import threading
+
+    from footsort import daemon
+    from footsort.pipeline import load_classifier
+
+    cfg = _config(threshold, output, recursive, device, poll=poll, settle_seconds=settle)
+    folders = _folders(inboxes, "inbox")
+    classifier = load_classifier(cfg, model_path)
+    journal = _open_journal(dry_run)
+    host = _host(cfg)
+    stop = threading.Event()
+    try:
+        with daemon.stop_on_signals(stop):
+            daemon.run(folders, cfg, classifier, host=host, journal=journal, stop=stop, dry_run=dry_run)
+    finally:
+        host.close()
+        journal.close()
+
+
+def _collect(paths: Iterable[Path], layouts_for, recursive: bool) -> tuple[list, list[tuple[Path, str]]]:
+    """Items to sort from files and folders, and (path, reason) for what is left alone."""
+    from footsort.pipeline import Item
+    from footsort.watcher import ignore_reason, kind_reason
+
+    items, skipped = [], []
+    for given in paths:
+        given = Path(os.path.abspath(given.expanduser()))
+        if not os.path.lexists(given):
+            raise FootsortError(f"{given} does not exist")
+        if given.is_dir() and not given.is_symlink():
+            layout = layouts_for(given)
+            outputs = layout.outputs()
+            for folder, dirs, files in os.walk(given):
+                here = Path(folder)
+                dirs[:] = sorted(d for d in dirs if recursive and not d.startswith(".") and here / d not in outputs)
+                for name in sorted(files):
+                    path = here / name
+                    reason = ignore_reason(path, given, outputs) or kind_reason(path)
+                    (skipped.append((path, reason)) if reason else items.append(Item(path, layout)))
+        else:
+            layout = layouts_for(given.parent)
+            reason = ignore_reason(given, given.parent, frozenset()) or kind_reason(given)
+            (skipped.append((given, reason)) if reason else items.append(Item(given, layout)))
+    return items, skipped
+
+
+@click.command("sort")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_sort_options
+@click.pass_context
+def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | None, output: Path | None,
+             recursive: bool | None, dry_run: bool, device: str | None, model_path: Path | None) -> None:
+    """Sort photos once: files, or every photo in folders (class folders go inside each folder).
+
+    Shows a progress bar and a summary; `footsort log` lists each move, `-v` logs each file.
+
+    \b
+    Example:
+      footsort sort ~/Pictures/inbox
+      footsort sort --dry-run --threshold 0.9 photo.jpg ~/Downloads
+    """
+    from footsort.pipeline import Pipeline, layout_for, load_classifier, policy_for
+    from footsort.sorter import Sorter
+
+    cfg = _config(threshold, output, recursive, device)
+    classifier = load_classifier(cfg, model_path)
+    classes = classifier.classes
+    items, skipped = _collect(paths, lambda inbox: layout_for(inbox, cfg, classes), cfg.sort.recursive)
+    for path, reason in skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    journal = _open_journal(dry_run)
+    host = _host(cfg)
+    counts: Counter[str] = Counter()
+    labels: Counter[str] = Counter()
+    verbose = bool((ctx.find_root().obj or {}).get("log", {}).get("verbose"))
+    if not verbose:
+        _set_logging(ctx, quiet=True)  # a bar (or dry-run lines) instead of a log line per file; warnings show
+    try:
+        with Pipeline(classifier, Sorter(journal, dry_run=dry_run), journal, host, policy_for(cfg, classes),
+                      batch_size=cfg.sort.batch_size) as pipeline, \
+                click.progressbar(length=len(items), label="Sorting", file=click.get_text_stream("stderr")) as bar:
+            for outcome in pipeline.run(items):
+                bar.update(1)
+                counts[outcome.action] += 1
+                if outcome.action == "sort":
+                    labels[outcome.label] += 1
+                if dry_run:
+                    where = f" -> {outcome.destination}" if outcome.destination else " (stays)"
+                    click.echo(f"{outcome.action:<9} {outcome.source}{where}"
+                               + (f"  [{outcome.reason}]" if outcome.reason else ""))
+    finally:
+        host.close()
+        journal.close()
+        if not verbose:
+            _set_logging(ctx)
+    click.echo(_summary(counts, labels, dry_run))
+    if counts["error"]:
+        raise FootsortError(f"{counts['error']} file(s) could not be moved; see the messages above")
+
+
+def _summary(counts: Counter[str], labels: Counter[str], dry_run: bool) -> str:
+    parts = []
+    if counts["sort"]:
+        parts.append(f"sorted {counts['sort']} (" + ", ".join(f"{k} {v}" for k, v in sorted(labels.items())) + ")")
+    names = {"review": "to review", "failed": "failed", "duplicate": "duplicates left in place",
+             "skip": "left in place", "vanished": "vanished", "error": "errors"}
+    parts += [f"{counts[k]} {v}" for k, v in names.items() if counts[k]]
+    return ("dry run, nothing moved: " if dry_run else "") + ("; ".join(parts) or "nothing to sort")
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """A time as a unix timestamp: `30m`, `2h`, `1d`, `1w` ago, or an ISO date/time (local)."""
+    now = time.time() if now is None else now
+    match = _RELATIVE.match(text.strip().lower())
+    if match:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match[2]]
+        return now - float(match[1]) * unit
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise FootsortError(f"--since {text!r} is not a time: use e.g. 30m, 2h, 1d or 2024-05-01T14:00") from None
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--last", type=click.IntRange(min=1), default=None, help="Undo the last N moves.")
+@click.option("--since", default=None, help="Undo moves since a time: 30m, 2h, 1d or 2024-05-01T14:00.")
+@click.option("--dry-run", is_flag=True, help="Print what would be put back; touch nothing.")
+def undo(paths: tuple[Path, ...], last: int | None, since: str | None, dry_run: bool) -> None:
+    """Put sorted files back where they came from (never overwriting); default: the last run.
+
+    PATH... undoes the moves of those sorted files (or of every file under a folder).
+
+    \b
+    Example:
+      footsort undo                 # the whole last run
+      footsort undo --last 3
+      footsort undo --since 2h
+      footsort undo ~/inbox/review/IMG_0042.jpg
+    """
+    from footsort.sorter import Sorter, undo as undo_entries
+
+    if sum(x is not None and x != () for x in (last, since, paths)) > 1:
+        raise FootsortError("use one of --last, --since or PATH... at a time")
+    journal = _open_journal(dry_run)
+    try:
+        wanted = [Path(os.path.abspath(p.expanduser())) for p in paths]
+        entries = journal.undoable(last=last, since=parse_since(since) if since else None, paths=wanted)
+        if not entries:
+            click.echo("nothing to undo")
+            return
+        results = undo_entries(entries, Sorter(journal, dry_run=dry_run))
+    finally:
+        journal.close()
+    verb = "would put back" if dry_run else "put back"
+    for r in results:
+        if r.restored is not None:
+            click.echo(f"{verb} {r.entry.destination} -> {r.restored}")
+        else:
+            click.echo(f"not undone: {r.entry.destination}: {r.problem}", err=True)
+    done = sum(r.restored is not None for r in results)
+    click.echo(f"{verb} {done} of {len(results)} file(s)")
+
+
+@click.command("log")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many actions.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def log_cmd(limit: int, as_json: bool) -> None:
+    """Show recent actions from the journal, oldest first.
+
+    \b
+    Example:
+      footsort log
+      footsort log -n 100 --json | jq .destination
+    """
+    import json
+
+    from footsort.journal import Journal
+
+    with Journal.open(readonly=True) as journal:
+        entries = list(reversed(journal.recent(limit)))
+    if not entries:
+        click.echo("the journal is empty: nothing has been sorted yet")
+        return
+    for e in entries:
+        when = datetime.fromtimestamp(e.finished or e.started).strftime("%Y-%m-%d %H:%M:%S")
+        if as_json:
+            click.echo(json.dumps({
+                "id": e.id, "time": when, "action": e.action, "state": e.state, "source": str(e.source),
+                "destination": str(e.destination) if e.destination else None, "label": e.details.label,
+                "confidence": e.details.confidence, "probabilities": dict(e.details.probabilities),
+                "model_version": e.details.model_version, "hash": e.hash, "reason": e.details.reason,
+                "undone_by": e.undone_by,
+            }, ensure_ascii=False))
+            continue
+        what = e.action if e.state == "done" else f"{e.action} ({e.state})"
+        if e.undone_by:
+            what += " (undone)"
+        conf = f" {e.details.label} {e.details.confidence:.2f}" if e.details.confidence is not None else ""
+        dest = f" -> {e.destination}" if e.destination else ""
+        reason = f"  [{e.details.reason}]" if e.details.reason and e.action != "sort" else ""
+        click.echo(f"{when}  #{e.id:<5} {what:<10}{conf}  {e.source}{dest}{reason}")
+
+
+COMMANDS = [watch, sort_cmd, undo, log_cmd]

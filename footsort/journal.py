@@ -1,0 +1,320 @@
+"""The record of every move: SQLite (WAL) in the data dir, written intent-first so crashes can be repaired.
+
+A move is a row that is inserted as `pending` (committed) before anything on disk changes, and
+marked `done`, `aborted` or `vanished` after. Rows left `pending` by a process that died are
+"orphans"; footsort.sorter.recover() looks at the disk and settles each one. Every process that
+writes rows holds an advisory lock on `runs/<run>.lock`, so a live process's pending rows are never
+mistaken for orphans by another footsort running at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping
+
+from footsort import paths
+from footsort.errors import FootsortError
+
+Action = Literal["sort", "review", "failed", "duplicate", "undo"]
+State = Literal["pending", "done", "aborted", "vanished"]
+Method = Literal["rename", "copy", "none"]
+MOVES: tuple[str, ...] = ("sort", "review", "failed")  # actions that moved a file out of an inbox
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    run TEXT NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,
+    method TEXT NOT NULL DEFAULT 'none',
+    hash TEXT,
+    size INTEGER,
+    source TEXT NOT NULL,
+    destination TEXT,
+    temp TEXT,
+    label TEXT NOT NULL DEFAULT '',
+    confidence REAL,
+    probabilities TEXT NOT NULL DEFAULT '{}',
+    model_version TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    started REAL NOT NULL,
+    finished REAL,
+    undo_of INTEGER,
+    undone_by INTEGER
+);
+CREATE INDEX IF NOT EXISTS actions_hash ON actions(hash);
+CREATE INDEX IF NOT EXISTS actions_destination ON actions(destination);
+CREATE INDEX IF NOT EXISTS actions_source ON actions(source);
+CREATE INDEX IF NOT EXISTS actions_state ON actions(state);
+"""
+
+
+@dataclass(frozen=True)
+class Details:
+    """What the model and the decision said about a file (all optional)."""
+
+    label: str = ""
+    confidence: float | None = None
+    probabilities: Mapping[str, float] = field(default_factory=dict)
+    model_version: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal row."""
+
+    id: int
+    run: str
+    action: str
+    state: str
+    method: str
+    hash: str | None
+    size: int | None
+    source: Path
+    destination: Path | None
+    temp: Path | None
+    details: Details
+    started: float
+    finished: float | None
+    undo_of: int | None
+    undone_by: int | None
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    opt = lambda v: Path(v) if v else None  # noqa: E731
+    return Entry(
+        id=row["id"], run=row["run"], action=row["action"], state=row["state"], method=row["method"],
+        hash=row["hash"], size=row["size"], source=Path(row["source"]), destination=opt(row["destination"]),
+        temp=opt(row["temp"]),
+        details=Details(row["label"], row["confidence"], json.loads(row["probabilities"]), row["model_version"], row["reason"]),
+        started=row["started"], finished=row["finished"], undo_of=row["undo_of"], undone_by=row["undone_by"],
+    )
+
+
+class _RunLock:
+    """An advisory lock that says "the process owning run X is alive"."""
+
+    def __init__(self, folder: Path, run: str) -> None:
+        self.path = folder / f"{run}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False when another process holds it."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks, treat as taken when present
+            return not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self, delete: bool = False) -> None:
+        """Drop the lock (and the lock file)."""
+        if self._fd is not None:
+            if delete:
+                self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+
+class Journal:
+    """Read and write the journal; one instance per process (thread-safe)."""
+
+    def __init__(self, conn: sqlite3.Connection, run: str, lock_dir: Path | None, readonly: bool) -> None:
+        self._conn = conn
+        self._mutex = threading.RLock()
+        self.run = run
+        self.readonly = readonly
+        self._lock_dir = lock_dir
+        self._run_lock: _RunLock | None = None
+        self._claimed: list[_RunLock] = []  # locks of dead runs whose rows this process is repairing
+
+    @classmethod
+    def open(cls, path: Path | None = None, readonly: bool = False) -> "Journal":
+        """Open (creating when writable) the journal; readonly on a missing file gives an empty one."""
+        path = paths.journal_file() if path is None else Path(path)
+        run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        try:
+            if readonly:
+                if not path.exists():
+                    conn = sqlite3.connect(":memory:", check_same_thread=False)
+                    conn.executescript(_SCHEMA)
+                else:
+                    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")  # an intent must be on disk before the move it announces
+                conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise FootsortError(f"cannot open the journal {path}: {exc}; move it aside to start a new one") from None
+        conn.row_factory = sqlite3.Row
+        journal = cls(conn, run, None if readonly else path.parent / "runs", readonly)
+        if not readonly:
+            journal._run_lock = _RunLock(path.parent / "runs", run)
+            journal._run_lock.acquire()
+        return journal
+
+    def close(self) -> None:
+        """Close the database and release this run's lock."""
+        with self._mutex:
+            self._conn.close()
+            for lock in [*self._claimed, *([self._run_lock] if self._run_lock else [])]:
+                lock.release(delete=True)
+            self._claimed, self._run_lock = [], None
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _write(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        if self.readonly:
+            raise FootsortError("internal: the journal was opened read-only (dry run)")
+        with self._mutex:
+            return self._conn.execute(sql, tuple(args))
+
+    def begin(self, action: Action, source: Path, destination: Path | None, *, method: Method = "none",
+              hash: str | None = None, size: int | None = None, temp: Path | None = None,
+              details: Details = Details(), undo_of: int | None = None) -> int:
+        """Record the intent to move `source` to `destination` (committed before returning); its id."""
+        cur = self._write(
+            "INSERT INTO actions (run, action, state, method, hash, size, source, destination, temp, label,"
+            " confidence, probabilities, model_version, reason, started, undo_of)"
+            " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.run, action, method, hash, size, str(source), _opt(destination), _opt(temp), details.label,
+             details.confidence, json.dumps(dict(details.probabilities)), details.model_version, details.reason,
+             time.time(), undo_of),
+        )
+        return int(cur.lastrowid)
+
+    def redirect(self, entry_id: int, destination: Path) -> None:
+        """A pending move will use another destination name (the first one was taken meanwhile)."""
+        self._write("UPDATE actions SET destination = ? WHERE id = ?", (str(destination), entry_id))
+
+    def finish(self, entry_id: int, state: State, reason: str | None = None) -> None:
+        """Settle a pending row; a finished undo also marks the row it undid."""
+        with self._mutex:
+            self._write("BEGIN IMMEDIATE")
+            try:
+                self._write(
+                    "UPDATE actions SET state = ?, finished = ?, reason = COALESCE(?, reason) WHERE id = ?",
+                    (state, time.time(), reason, entry_id),
+                )
+                if state == "done":
+                    self._write(
+                        "UPDATE actions SET undone_by = ? WHERE id = (SELECT undo_of FROM actions WHERE id = ?)",
+                        (entry_id, entry_id),
+                    )
+                self._write("COMMIT")
+            except BaseException:
+                self._write("ROLLBACK")
+                raise
+
+    def note(self, action: Action, source: Path, *, hash: str | None = None, size: int | None = None,
+             destination: Path | None = None, details: Details = Details()) -> int:
+        """Record something that moved nothing (a duplicate left in place), already done."""
+        entry_id = self.begin(action, source, destination, hash=hash, size=size, details=details)
+        self.finish(entry_id, "done")
+        return entry_id
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[Entry]:
+        with self._mutex:
+            return [_entry(r) for r in self._conn.execute(sql, tuple(args)).fetchall()]
+
+    def get(self, entry_id: int) -> Entry | None:
+        """One row by id."""
+        rows = self._query("SELECT * FROM actions WHERE id = ?", (entry_id,))
+        return rows[0] if rows else None
+
+    def claim_orphans(self) -> list[Entry]:
+        """Pending rows whose process is gone, oldest first; their runs stay locked until close()."""
+        if self._lock_dir is None:
+            return []
+        out: list[Entry] = []
+        dead: dict[str, bool] = {}
+        for entry in self._query("SELECT * FROM actions WHERE state = 'pending' ORDER BY id"):
+            if entry.run == self.run:
+                continue
+            if entry.run not in dead:
+                lock = _RunLock(self._lock_dir, entry.run)
+                dead[entry.run] = lock.acquire()
+                if dead[entry.run]:
+                    self._claimed.append(lock)
+            if dead[entry.run]:
+                out.append(entry)
+        return out
+
+    def sorted_copy(self, hash: str) -> Entry | None:
+        """The latest file with this content that footsort put in a class or review folder and did not undo."""
+        rows = self._query(
+            "SELECT * FROM actions WHERE hash = ? AND state = 'done' AND action IN ('sort', 'review')"
+            " AND undone_by IS NULL ORDER BY id DESC LIMIT 1",
+            (hash,),
+        )
+        return rows[0] if rows else None
+
+    def left_in_place(self, path: Path, hash: str) -> Entry | None:
+        """The row that deliberately left this content at `path` (undone there, or a skipped duplicate)."""
+        rows = self._query(
+            "SELECT * FROM actions WHERE hash = ? AND state = 'done' AND"
+            " ((action = 'undo' AND destination = ?) OR (action = 'duplicate' AND source = ?))"
+            " ORDER BY id DESC LIMIT 1",
+            (hash, str(path), str(path)),
+        )
+        return rows[0] if rows else None
+
+    def recent(self, limit: int = 20) -> list[Entry]:
+        """The latest rows, newest first."""
+        return self._query("SELECT * FROM actions ORDER BY id DESC LIMIT ?", (limit,))
+
+    def undoable(self, *, last: int | None = None, since: float | None = None,
+                 paths: Iterable[Path] = ()) -> list[Entry]:
+        """Finished moves not yet undone: the last N, those since a time, those at/under paths, or the last run's."""
+        base = (f"SELECT * FROM actions WHERE state = 'done' AND undone_by IS NULL"
+                f" AND action IN ({', '.join(repr(a) for a in MOVES)})")
+        wanted = [str(p) for p in paths]
+        if wanted:
+            rows = self._query(base + " ORDER BY id DESC")
+            return [e for e in rows if e.destination and any(_within(e.destination, w) for w in wanted)]
+        if last is not None:
+            return self._query(base + " ORDER BY id DESC LIMIT ?", (last,))
+        if since is not None:
+            return self._query(base + " AND finished >= ? ORDER BY id DESC", (since,))
+        latest = self._query(base + " ORDER BY id DESC LIMIT 1")
+        if not latest:
+            return []
+        return self._query(base + " AND run = ? ORDER BY id DESC", (latest[0].run,))
+
+    def done_moves(self) -> list[Entry]:
+        """Every finished move not undone, oldest first (for checks and the crash tests)."""
+        return self._query("SELECT * FROM actions WHERE state = 'done' AND undone_by IS NULL"
+                           " AND action IN ('sort', 'review', 'failed', 'undo') ORDER BY id")
+
+
+def _opt(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _within(path: Path, prefix: str) -> bool:
+    return str(path) == prefix or str(path).startswith(prefix.rstrip(os.sep) + os.sep)

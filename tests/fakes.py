@@ -1,0 +1,79 @@
+"""Test doubles: a colour-reading classifier (no torch), a recording plugin host, image makers."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from footsort.events import Event
+from footsort.prediction import Prediction
+
+RED, BLUE = (230, 20, 20), (20, 20, 230)  # -> tsinelas 0.95, sapatos 0.95
+MUDDY = (150, 20, 100)  # -> tsinelas, confidence about 0.6: review
+
+
+class ColourClassifier:
+    """Says `tsinelas` for reddish images and `sapatos` for bluish ones; confidence from the contrast."""
+
+    classes = ("sapatos", "tsinelas")
+    input_size = 64
+
+    def __init__(self, version: str = "fake-1") -> None:
+        self.version = version
+        self.batches: list[int] = []
+        self._lock = threading.Lock()
+
+    def predict_images(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        """Label images by mean red vs mean blue."""
+        with self._lock:
+            self.batches.append(len(images))
+        out = []
+        for im in images:
+            r, _, b = (sum(c) / len(c) for c in zip(*im.convert("RGB").resize((8, 8)).getdata()))
+            p_t = 0.5 + 0.5 * (r - b) / 255 * 1.11
+            p_t = min(1.0, max(0.0, p_t))
+            label = "tsinelas" if p_t >= 0.5 else "sapatos"
+            conf = p_t if label == "tsinelas" else 1 - p_t
+            out.append(Prediction(label, round(conf, 4), {"tsinelas": p_t, "sapatos": 1 - p_t}, self.version))
+        return out
+
+
+class RecordingHost:
+    """A PluginHost that remembers every event."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        pass
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.events]
+
+
+def jpeg_bytes(colour: tuple[int, int, int] = RED, size: tuple[int, int] = (96, 64), tag: int = 0,
+               fmt: str = "JPEG") -> bytes:
+    """A small image of one colour; `tag` is written into the file so contents (hashes) differ."""
+    im = Image.new("RGB", size, colour)
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        im.save(buf, fmt, quality=95, comment=f"tag {tag}".encode())
+    else:
+        im.putpixel((0, 0), (tag % 256, (tag // 256) % 256, 7))
+        im.save(buf, fmt)
+    return buf.getvalue()
+
+
+def write_image(path: Path, colour: tuple[int, int, int] = RED, tag: int = 0) -> Path:
+    """Write a small JPEG (or PNG by suffix) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    path.write_bytes(jpeg_bytes(colour, tag=tag, fmt=fmt))
+    return path
