@@ -1,0 +1,125 @@
+"""Classifier: a loaded model version ready to label images fast (batched, fused on CPU)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from PIL import Image
+
+from footsort import registry
+from footsort.checkpoint import ModelVersion, load
+from footsort.errors import FootsortError, UnreadableImage
+from footsort.imaging import load_rgb
+from footsort.prediction import Prediction
+from footsort.presets import Preprocess, eval_transform
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """auto -> cuda, else mps, else cpu; an unavailable explicit choice is an error."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FootsortError("--device cuda asked for, but torch sees no CUDA GPU; use --device auto or cpu")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise FootsortError("--device mps asked for, but this machine has no Apple GPU (MPS); use --device auto or cpu")
+    if device not in ("cpu", "cuda", "mps"):
+        raise FootsortError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
+    return torch.device(device)
+
+
+def _fuse_for_cpu(model: torch.nn.Module, size: int) -> torch.nn.Module:
+    """TorchScript-freeze the eval model (folds BatchNorm, fuses ops): ~3x faster on CPU; eager if it fails."""
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            scripted = torch.jit.trace(model, torch.zeros(1, 3, size, size), check_trace=False)
+            fused = torch.jit.optimize_for_inference(torch.jit.freeze(scripted))
+            fused(torch.zeros(2, 3, size, size))
+        return fused
+    except Exception:  # pragma: no cover - depends on the torch build
+        return model
+
+
+class Classifier:
+    """A model version loaded for inference; `predict_images` is what the pipeline calls."""
+
+    def __init__(self, model: torch.nn.Module, meta: ModelVersion, path: Path | None = None,
+                 device: str = "auto", fuse: bool = True) -> None:
+        self.meta = meta
+        self.path = path
+        self.classes: tuple[str, ...] = tuple(meta.classes)
+        self.version: str = meta.version
+        self.preprocess = Preprocess.from_dict(meta.preprocess)
+        self.input_size: int = self.preprocess.size
+        self.device = resolve_device(device)
+        self.tta_flip = bool(meta.recipe.get("tta_flip", False))
+        model = model.eval().to(self.device)
+        self._temperature = float(meta.temperature)
+        self._net = _fuse_for_cpu(model, self.input_size) if (fuse and self.device.type == "cpu") else model
+        self._transform = eval_transform(self.preprocess)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = "auto") -> "Classifier":
+        """Load a model file; None means the model in use (else the shipped default)."""
+        chosen = Path(path).expanduser() if path else registry.in_use_path()
+        model, meta = load(chosen)
+        return cls(model, meta, chosen, device=device)
+
+    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities for a normalised batch (N, 3, S, S)."""
+        with torch.inference_mode():
+            batch = batch.to(self.device)
+            logits = self._net(batch)
+            if self.tta_flip:
+                logits = (logits + self._net(torch.flip(batch, dims=[3]))) / 2
+            return torch.softmax(logits.float() / self._temperature, dim=1).cpu()
+
+    def to_tensor(self, image: Image.Image) -> torch.Tensor:
+        """The eval transform for one decoded image."""
+        return self._transform(image)
+
+    def predict_images(self, images: Sequence[Image.Image], paths: Sequence[Path | None] | None = None) -> list[Prediction]:
+        """Label decoded RGB images, in order."""
+        if not images:
+            return []
+        probs = self.probabilities(torch.stack([self.to_tensor(im) for im in images]))
+        paths = paths or [None] * len(images)
+        return [self._prediction(row, p) for row, p in zip(probs.tolist(), paths)]
+
+    def _prediction(self, row: list[float], path: Path | None) -> Prediction:
+        best = max(range(len(row)), key=row.__getitem__)
+        return Prediction(label=self.classes[best], confidence=float(row[best]),
+                          probabilities=dict(zip(self.classes, (float(x) for x in row))),
+                          model_version=self.version, path=path)
+
+    def iter_paths(self, paths: Sequence[Path], batch_size: int = 16) -> Iterator[tuple[Path, Prediction | UnreadableImage]]:
+        """Decode and label files in batches; unreadable files come back as their error."""
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            decoded: list[tuple[Path, Image.Image]] = []
+            results: dict[Path, Prediction | UnreadableImage] = {}
+            for p in chunk:
+                try:
+                    decoded.append((p, load_rgb(p, min_side=self.input_size)))
+                except UnreadableImage as exc:
+                    results[p] = exc
+            preds = self.predict_images([im for _, im in decoded], [p for p, _ in decoded])
+            results.update({p: pred for (p, _), pred in zip(decoded, preds)})
+            for p in chunk:
+                yield p, results[p]
+
+    def predict_paths(self, paths: Sequence[Path]) -> list[Prediction]:
+        """Label image files; the first unreadable one raises UnreadableImage."""
+        out = []
+        for _, result in self.iter_paths(list(paths)):
+            if isinstance(result, UnreadableImage):
+                raise result
+            out.append(result)
+        return out

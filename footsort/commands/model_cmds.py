@@ -1,0 +1,164 @@
+"""`footsort classify`, `footsort evaluate`, `footsort train`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from footsort.errors import FootsortError
+
+
+def _load_classifier(model: str | None, device: str):
+    from footsort.classifier import Classifier
+    from footsort import config
+
+    cfg = config.load(overrides={"model": {"path": model, "device": device}})
+    return Classifier.load(cfg.model.path or None, device=cfg.model.device)
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "model", type=click.Path(path_type=Path), help="Model file (default: the model in use).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None, help="Where to run.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def classify(images: tuple[Path, ...], model: Path | None, device: str | None, as_json: bool) -> None:
+    """Print the label and confidence of each image.
+
+    \b
+    Example:
+      footsort classify photo.jpg shoes/*.heic
+      footsort classify --json photo.jpg
+    """
+    from footsort.errors import UnreadableImage
+
+    clf = _load_classifier(str(model) if model else None, device)
+    failed = 0
+    for path, result in clf.iter_paths(list(images)):
+        if isinstance(result, UnreadableImage):
+            failed += 1
+            if as_json:
+                click.echo(json.dumps({"path": str(path), "error": str(result)}))
+            else:
+                click.echo(f"error: {result}", err=True)
+            continue
+        if as_json:
+            click.echo(json.dumps({"path": str(path), "label": result.label, "confidence": round(result.confidence, 4),
+                                   "probabilities": {k: round(v, 4) for k, v in result.probabilities.items()},
+                                   "model_version": result.model_version}))
+        else:
+            click.echo(f"{path}\t{result.label}\t{result.confidence:.3f}")
+    if failed == len(images):
+        raise FootsortError(f"none of the {failed} file(s) could be read as an image")
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--model", "model", type=click.Path(path_type=Path), help="Model file (default: the model in use).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None, help="Where to run.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("--batch-size", default=16, show_default=True, help="Images per forward pass.")
+def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bool, batch_size: int) -> None:
+    """Score a model on a labelled folder DATA_DIR/<class>/<images>.
+
+    \b
+    Example:
+      footsort evaluate ~/Pictures/labelled
+      footsort evaluate ../shared/data/footwear-street --json > street.json
+    """
+    from footsort.datasets import scan
+    from footsort.evaluation import evaluate as run_eval
+
+    clf = _load_classifier(str(model) if model else None, device)
+    data = scan(data_dir, clf.classes)
+    with click.progressbar(length=len(data), label="evaluating", file=sys.stderr) as bar:
+        result = run_eval(clf, data, batch_size=batch_size, tick=bar.update)
+    for path, reason in result.unreadable:
+        click.echo(f"warning: skipped {reason}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+        return
+    s = result.scores
+    click.echo(f"model {clf.version}  accuracy {s.accuracy:.4f}  balanced {s.balanced_accuracy:.4f}  n={s.n}")
+    click.echo(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+    for name, st in s.per_class.items():
+        click.echo(f"{name:<12}{st.precision:>10.4f}{st.recall:>10.4f}{st.f1:>10.4f}{st.support:>9}")
+    click.echo("confusion (rows true, columns predicted): " + ", ".join(s.classes))
+    for name, row in zip(s.classes, s.confusion):
+        click.echo(f"  {name:<12}" + " ".join(f"{v:>6}" for v in row))
+    errors = result.errors()
+    if errors:
+        click.echo(f"misclassified ({len(errors)}):")
+        for e in errors:
+            click.echo(f"  {e['path']}\ttrue {e['true']}\tpred {e['pred']}\t{e['confidence']:.3f}")
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--val", "val_dir", type=click.Path(path_type=Path), help="Separate validation folder (ImageFolder).")
+@click.option("--val-split", type=float, default=0.0, show_default=True, help="Hold out this stratified fraction for validation.")
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
+@click.option("--preset", type=click.Choice(["paper", "lite"]), default="paper", show_default=True,
+              help="paper: 3x3 residual blocks (59 M params); lite: bottleneck blocks (2.5 M).")
+@click.option("--width", type=int, default=256, show_default=True, help="Bottleneck width of the lite blocks.")
+@click.option("--image-size", type=int, default=300, show_default=True)
+@click.option("--fit", type=click.Choice(["crop", "pad", "squash"]), default="crop", show_default=True,
+              help="Eval resize: crop (Resize+CenterCrop, the paper), pad (whole image), squash.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True, help="Threads decoding and augmenting images.")
+@click.option("--mode", type=click.Choice(["paper", "cached"]), default="paper", show_default=True,
+              help="paper: every step runs the backbone; cached: backbone features of --views augmented views computed once (much faster).")
+@click.option("--views", type=int, default=4, show_default=True, help="cached mode: augmented views per image.")
+@click.option("--synth", type=float, default=0.0, show_default=True,
+              help="cached mode: share of views that are synthetic household scenes (for white-background photos).")
+@click.option("--finetune-backbone", type=int, default=0, show_default=True,
+              help="After the head trains, unfreeze the last N backbone stages at --finetune-lr.")
+@click.option("--finetune-epochs", type=int, default=2, show_default=True)
+@click.option("--finetune-lr", type=float, default=1e-5, show_default=True)
+@click.option("--backbone-weights", type=click.Path(path_type=Path), envvar="FOOTSORT_BACKBONE_WEIGHTS",
+              help="Local torchvision mobilenet_v2 state_dict (offline); default: torchvision's download.")
+@click.option("--output", type=click.Path(path_type=Path), help="Write the model to this file instead of the data dir.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Report folder (default: beside the model).")
+@click.option("--use", is_flag=True, help="Make the new model the one in use (every command and the daemon).")
+@click.option("--backbone-width", type=float, default=1.0, hidden=True)
+def train(data_dir: Path, val_dir: Path | None, val_split: float, output: Path | None, report_dir: Path | None,
+          use: bool, backbone_weights: Path | None, backbone_width: float, **kw) -> None:
+    """Train a new model on DATA_DIR/<class>/<images>; defaults reproduce the paper.
+
+    \b
+    Example (the paper's recipe, offline backbone weights):
+      footsort train ~/footwear --val-split 0.2 --backbone-weights mobilenet_v2.pth
+    Example (fast: cached features, lite blocks, 224 px, bigger batches):
+      footsort train ~/footwear --val-split 0.2 --mode cached --preset lite \\
+          --image-size 224 --batch-size 64 --lr 1e-3 --epochs 12 --synth 0.5 --use
+    """
+    from footsort import config, training
+    from footsort.trainer import Recipe
+
+    cfg = config.load(overrides={"model": {"backbone_weights": str(backbone_weights) if backbone_weights else None}})
+    recipe = Recipe(size=kw.pop("image_size"), **kw)
+    if recipe.mode == "paper" and recipe.synth:
+        raise FootsortError("--synth needs --mode cached")
+
+    def log(e) -> None:
+        val = f"  val loss {e.val_loss:.4f} acc {e.val_acc:.4f}" if e.val_acc is not None else ""
+        click.echo(f"epoch {e.epoch}: train loss {e.train_loss:.4f} acc {e.train_acc:.4f}{val}  ({e.seconds:.0f} s)", err=True)
+
+    outcome = training.run(data_dir, recipe, val_dir=val_dir, val_split=val_split,
+                           backbone_weights=cfg.model.backbone_weights or None, output=output,
+                           report_dir=report_dir, use=use, backbone_width=backbone_width, log=log)
+    if outcome.result.interrupted:
+        click.echo("interrupted: kept the best model so far", err=True)
+    acc = outcome.meta.metrics.get("val_accuracy")
+    click.echo(f"model {outcome.meta.version}" + (f"  validation accuracy {acc:.4f}" if acc is not None else ""))
+    click.echo(f"saved {outcome.model_path}")
+    click.echo(f"report {outcome.report_dir}")
+    if use:
+        click.echo("now in use")
+
+
+COMMANDS = [classify, evaluate, train]

@@ -1,0 +1,76 @@
+"""Train and eval preprocessing, side by side; the settings travel inside every model file."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Literal
+
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+Fit = Literal["crop", "pad", "squash"]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the model's input tensor."""
+
+    size: int = 300
+    fit: Fit = "crop"  # crop: Resize+CenterCrop (the paper); pad: whole image letterboxed; squash: resized to a square
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the model file's metadata."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocess":
+        """Rebuild from model-file metadata."""
+        return cls(size=int(data["size"]), fit=data.get("fit", "crop"),
+                   mean=tuple(data["mean"]), std=tuple(data["std"]))  # type: ignore[arg-type]
+
+
+def fit_image(img: Image.Image, size: int, fit: Fit) -> Image.Image:
+    """Resize a PIL image to size x size the way `fit` says."""
+    if fit == "squash":
+        return img.resize((size, size), Image.BILINEAR)
+    w, h = img.size
+    if fit == "pad":
+        scale = size / max(w, h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = img.resize((nw, nh), Image.BILINEAR)
+        canvas = Image.new("RGB", (size, size), tuple(int(255 * m) for m in IMAGENET_MEAN))
+        canvas.paste(small, ((size - nw) // 2, (size - nh) // 2))
+        return canvas
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    big = img.resize((nw, nh), Image.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return big.crop((left, top, left + size, top + size))
+
+
+def eval_transform(spec: Preprocess) -> Callable[[Image.Image], Any]:
+    """Deterministic transform for prediction and validation."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.Lambda(lambda im: fit_image(im, spec.size, spec.fit)),
+        T.ToTensor(),
+        T.Normalize(spec.mean, spec.std),
+    ])
+
+
+def paper_train_transform(spec: Preprocess) -> Callable[[Image.Image], Any]:
+    """The paper's augmentation: rotation, flip, random resized crop, affine, ImageNet normalisation."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.RandomRotation(20),
+        T.RandomHorizontalFlip(),
+        T.RandomResizedCrop(spec.size),
+        T.RandomAffine(20),
+        T.ToTensor(),
+        T.Normalize(spec.mean, spec.std),
+    ])

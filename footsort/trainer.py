@@ -1,0 +1,333 @@
+"""Training reads top to bottom: build the model, (cache features,) train_one_epoch, evaluate, calibrate.
+
+Two modes share one loop:
+- `paper`: every step runs the augmented image through the frozen backbone (the paper's code).
+- `cached`: the frozen backbone's output for `views` augmented views per image is computed once,
+  batched under inference_mode, and the blocks and head train on those features for many epochs.
+  Same model, same augmentations, a fraction of the time.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Literal, Sequence
+
+import torch
+from PIL import Image
+from torch import nn
+
+from footsort.datasets import LabelledSet
+from footsort.imaging import load_rgb
+from footsort.model import Architecture, FootwearNet, Preset, load_backbone_weights
+from footsort.presets import Fit, Preprocess, eval_transform, paper_train_transform
+
+Mode = Literal["paper", "cached"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every training choice; the defaults are the paper's."""
+
+    epochs: int = 20
+    batch_size: int = 1
+    lr: float = 1e-4
+    preset: Preset = "paper"
+    width: int = 256
+    size: int = 300
+    fit: Fit = "crop"
+    seed: int = 0
+    workers: int = 0
+    mode: Mode = "paper"
+    views: int = 4  # cached mode: augmented views per image
+    synth: float = 0.0  # cached mode: share of views that are synthetic household scenes
+    finetune_backbone: int = 0  # unfreeze the last N backbone stages after the head trains
+    finetune_epochs: int = 2
+    finetune_lr: float = 1e-5
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    tta_flip: bool = False
+
+    def preprocess(self) -> Preprocess:
+        """The eval preprocessing this recipe trains for."""
+        return Preprocess(size=self.size, fit=self.fit)
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """Loss and accuracy of one epoch."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """What training produced: per-epoch history, the best epoch, whether it was interrupted."""
+
+    history: list[EpochLog] = field(default_factory=list)
+    best_epoch: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def make_model(classes: Sequence[str], recipe: Recipe, backbone_weights: str | None,
+               backbone_width: float = 1.0) -> tuple[FootwearNet, str]:
+    """A fresh hybrid with ImageNet backbone weights (local file or torchvision)."""
+    torch.manual_seed(recipe.seed)
+    model = FootwearNet(Architecture(num_classes=len(classes), preset=recipe.preset, width=recipe.width,
+                                     backbone_width=backbone_width))
+    origin = load_backbone_weights(model, backbone_weights)
+    return model, origin
+
+
+def fast_backbone(model: FootwearNet, size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The frozen backbone, TorchScript-fused on CPU (about 3x faster), for feature extraction."""
+    backbone = model.backbone.eval()
+    if next(backbone.parameters()).device.type != "cpu":
+        return backbone
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            fused = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(backbone, torch.zeros(1, 3, size, size))))
+        return fused
+    except Exception:  # pragma: no cover
+        return backbone
+
+
+def _load(path, size: int) -> Image.Image:
+    return load_rgb(path, min_side=size)
+
+
+def extract_features(model: FootwearNet, images: Sequence[Callable[[], torch.Tensor]], size: int,
+                     batch: int = 32, desc: str = "features") -> torch.Tensor:
+    """Run the frozen backbone once over lazily produced input tensors; returns fp16 feature maps."""
+    from tqdm import tqdm
+
+    run = fast_backbone(model, size)
+    device = next(model.parameters()).device
+    out: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(images), batch), desc=desc, unit="batch", leave=False, disable=None):
+            x = torch.stack([make() for make in images[start:start + batch]]).to(device)
+            out.append(run(x).to(torch.float16).cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def train_views(data: LabelledSet, recipe: Recipe) -> tuple[list[Callable[[], torch.Tensor]], list[int]]:
+    """`views` augmented input makers per image (paper augmentations, some synthetic household scenes)."""
+    from footsort.synth import household_view
+
+    spec = recipe.preprocess()
+    aug = paper_train_transform(spec)
+    to_tensor = eval_transform(Preprocess(size=spec.size, fit="squash"))
+    makers: list[Callable[[], torch.Tensor]] = []
+    labels: list[int] = []
+    for i, s in enumerate(data.samples):
+        for v in range(recipe.views):
+            rng = random.Random(hash((recipe.seed, i, v)))
+            synth = rng.random() < recipe.synth
+
+            def make(path=s.path, rng=rng, synth=synth) -> torch.Tensor:
+                torch.manual_seed(rng.randrange(2**31))
+                img = _load(path, spec.size)
+                return to_tensor(household_view(img, rng, spec.size)) if synth else aug(img)
+
+            makers.append(make)
+            labels.append(s.label)
+    return makers, labels
+
+
+def eval_inputs(data: LabelledSet, spec: Preprocess) -> list[Callable[[], torch.Tensor]]:
+    """Deterministic eval input makers."""
+    tf = eval_transform(spec)
+    return [lambda p=s.path: tf(_load(p, spec.size)) for s in data.samples]
+
+
+def _step_batches(n: int, batch: int, rng: random.Random) -> list[list[int]]:
+    order = list(range(n))
+    rng.shuffle(order)
+    return [order[i:i + batch] for i in range(0, n, batch)]
+
+
+def head_logits(model: FootwearNet, features: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Logits of the blocks and head over cached features (eval mode)."""
+    model.eval()
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(features), batch):
+            outs.append(model.forward_head(features[i:i + batch].float()))
+    return torch.cat(outs) if outs else torch.empty(0, model.arch.num_classes)
+
+
+def _val(model: FootwearNet, feats: torch.Tensor | None, labels: torch.Tensor | None, loss_fn: nn.Module) -> tuple[float | None, float | None]:
+    if feats is None or labels is None or len(labels) == 0:
+        return None, None
+    logits = head_logits(model, feats)
+    return float(loss_fn(logits, labels)), float((logits.argmax(1) == labels).float().mean())
+
+
+def train(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | None, recipe: Recipe,
+          log: Callable[[EpochLog], None] = lambda e: None) -> TrainResult:
+    """Train blocks and head (then optionally the last backbone stages); keeps the best epoch's weights."""
+    t0 = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    spec = recipe.preprocess()
+    val_feats = val_labels = None
+    if val_set is not None and len(val_set):
+        val_feats = extract_features(model, eval_inputs(val_set, spec), spec.size, desc="validation features")
+        val_labels = torch.tensor([s.label for s in val_set.samples])
+    if recipe.mode == "cached":
+        makers, labels = train_views(train_set, recipe)
+        feats = extract_features(model, makers, spec.size, desc=f"train features x{recipe.views} views")
+        result = train_on_features(model, feats, torch.tensor(labels), recipe.views, val_feats, val_labels, recipe, log)
+    else:
+        aug = paper_train_transform(spec)
+        train_labels = torch.tensor([s.label for s in train_set.samples])
+
+        def forward(b: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            imgs = torch.stack([aug(_load(train_set.samples[i].path, spec.size)) for i in b])
+            with torch.no_grad():
+                feats = model.forward_features(imgs)
+            return model.forward_head(feats), train_labels[b]
+
+        result = _run_epochs(model, recipe, lambda rng: _step_batches(len(train_set), recipe.batch_size, rng),
+                             forward, val_feats, val_labels, log)
+    if recipe.finetune_backbone > 0 and not result.interrupted:
+        try:
+            _finetune_backbone(model, train_set, val_set, recipe, result, log)
+        except KeyboardInterrupt:
+            result.interrupted = True
+    model.eval()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def train_on_features(model: FootwearNet, feats: torch.Tensor, labels: torch.Tensor, views: int,
+                      val_feats: torch.Tensor | None, val_labels: torch.Tensor | None, recipe: Recipe,
+                      log: Callable[[EpochLog], None] = lambda e: None) -> TrainResult:
+    """Train blocks and head on cached backbone features (`views` consecutive rows per image)."""
+    per_image = len(labels) // max(1, views)
+
+    def batches(rng: random.Random) -> list[list[int]]:
+        idx = [i * views + rng.randrange(views) for i in range(per_image)]  # one random view per image
+        rng.shuffle(idx)
+        return [idx[i:i + recipe.batch_size] for i in range(0, len(idx), recipe.batch_size)]
+
+    return _run_epochs(model, recipe, batches, lambda b: (model.forward_head(feats[b].float()), labels[b]),
+                       val_feats, val_labels, log)
+
+
+def _run_epochs(model: FootwearNet, recipe: Recipe, epoch_batches: Callable[[random.Random], list[list[int]]],
+                forward: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
+                val_feats: torch.Tensor | None, val_labels: torch.Tensor | None,
+                log: Callable[[EpochLog], None]) -> TrainResult:
+    """The shared loop: epochs of Adam steps, validation, best-epoch tracking, Ctrl-C keeps the best."""
+    from tqdm import tqdm
+
+    rng = random.Random(recipe.seed)
+    result = TrainResult()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    params = list(model.blocks.parameters()) + list(model.head.parameters())
+    opt = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    best_state, best_score = copy.deepcopy(model.state_dict()), None
+    try:
+        for epoch in range(1, recipe.epochs + 1):
+            e0 = time.perf_counter()
+            model.train()
+            total_loss = correct = seen = 0.0
+            for b in tqdm(epoch_batches(rng), desc=f"epoch {epoch}/{recipe.epochs}", unit="step", leave=False, disable=None):
+                logits, y = forward(b)
+                loss = loss_fn(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total_loss += float(loss.detach()) * len(b)
+                correct += float((logits.argmax(1) == y).sum())
+                seen += len(b)
+            val_loss, val_acc = _val(model, val_feats, val_labels, nn.CrossEntropyLoss())
+            entry = EpochLog(epoch, total_loss / max(seen, 1), correct / max(seen, 1), val_loss, val_acc,
+                             time.perf_counter() - e0)
+            result.history.append(entry)
+            log(entry)
+            # best: highest val accuracy, ties to lower val loss; without validation, the last epoch
+            key = (val_acc, -(val_loss or 0.0)) if val_acc is not None else (float(epoch), 0.0)
+            if best_score is None or key > best_score:
+                best_score, best_state, result.best_epoch = key, copy.deepcopy(model.state_dict()), epoch
+    except KeyboardInterrupt:
+        result.interrupted = True
+    model.load_state_dict(best_state)
+    model.eval()
+    return result
+
+
+def _finetune_backbone(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | None, recipe: Recipe,
+                       result: TrainResult, log: Callable[[EpochLog], None]) -> None:
+    """The opt-in second phase: unfreeze the last N backbone stages at a lower learning rate (BN stays frozen)."""
+    spec = recipe.preprocess()
+    aug = paper_train_transform(spec)
+    backbone_params = model.unfreeze_last_stages(recipe.finetune_backbone)
+    opt = torch.optim.Adam([
+        {"params": backbone_params, "lr": recipe.finetune_lr},
+        {"params": list(model.blocks.parameters()) + list(model.head.parameters()), "lr": recipe.finetune_lr},
+    ])
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    rng = random.Random(recipe.seed + 1)
+    labels = torch.tensor([s.label for s in train_set.samples])
+    bs = max(recipe.batch_size, 8)
+    for k in range(recipe.finetune_epochs):
+        e0 = time.perf_counter()
+        model.train()
+        tot = cor = seen = 0.0
+        for b in _step_batches(len(train_set), bs, rng):
+            x = torch.stack([aug(_load(train_set.samples[i].path, spec.size)) for i in b])
+            logits = model(x)
+            loss = loss_fn(logits, labels[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach()) * len(b)
+            cor += float((logits.argmax(1) == labels[b]).sum())
+            seen += len(b)
+        val_loss = val_acc = None
+        if val_set is not None and len(val_set):
+            feats = extract_features(model, eval_inputs(val_set, spec), spec.size, desc="validation features")
+            v_labels = torch.tensor([s.label for s in val_set.samples])
+            val_loss, val_acc = _val(model, feats, v_labels, nn.CrossEntropyLoss())
+        entry = EpochLog(recipe.epochs + k + 1, tot / max(seen, 1), cor / max(seen, 1), val_loss, val_acc, time.perf_counter() - e0)
+        result.history.append(entry)
+        log(entry)
+    model.freeze_backbone()
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature T minimising validation NLL of softmax(logits / T) (calibration)."""
+    if len(labels) == 0:
+        return 1.0
+    logits = logits.detach().float()
+    log_t = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+    nll = nn.CrossEntropyLoss()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nll(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    t = float(log_t.detach().exp())
+    return min(max(t, 0.05), 20.0) if math.isfinite(t) else 1.0
+
+
+def recipe_dict(recipe: Recipe) -> dict:
+    """Plain data for the model file."""
+    return asdict(recipe)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from footsort.errors import UnreadableImage
+from footsort.imaging import load_rgb
+
+
+def test_jpeg_draft_decodes_at_reduced_scale(tmp_path: Path) -> None:
+    p = tmp_path / "big.jpg"
+    Image.new("RGB", (2000, 1500), (10, 200, 30)).save(p)
+    im = load_rgb(p, min_side=224)
+    assert im.mode == "RGB" and min(im.size) >= 224 and im.size[0] < 1000
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    p = tmp_path / "rot.jpg"
+    img = Image.new("RGB", (300, 200), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees
+    img.save(p, exif=exif)
+    assert load_rgb(p).size == (200, 300)
+
+
+@pytest.mark.parametrize("fmt,mode", [("PNG", "RGBA"), ("GIF", "P"), ("WEBP", "RGB"), ("PNG", "I;16"), ("JPEG", "CMYK")])
+def test_common_formats_become_rgb(tmp_path: Path, fmt: str, mode: str) -> None:
+    p = tmp_path / f"x.{fmt.lower()}"
+    Image.new(mode, (40, 30)).save(p, fmt)
+    assert load_rgb(p).mode == "RGB"
+
+
+def test_heic_is_decoded(tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif is a declared dependency")
+    pillow_heif.register_heif_opener()
+    p = tmp_path / "phone.heic"
+    Image.new("RGB", (64, 48), (0, 0, 255)).save(p, "HEIF")
+    assert load_rgb(p).size == (64, 48)
+
+
+def test_bad_files_give_one_line_reasons(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.jpg"
+    text.write_text("hello")
+    good = tmp_path / "good.jpg"
+    Image.new("RGB", (300, 300), (1, 2, 3)).save(good)
+    trunc = tmp_path / "trunc.jpg"
+    trunc.write_bytes(good.read_bytes()[:200])
+    for path, match in ((empty, "empty"), (text, "not a recognised image"), (trunc, "truncated"),
+                        (tmp_path / "gone.jpg", "not found"), (tmp_path, "directory")):
+        with pytest.raises(UnreadableImage, match=match) as info:
+            load_rgb(path)
+        assert "\n" not in str(info.value)
