@@ -24,7 +24,7 @@ from footsort.config import Config
 from footsort.decide import Policy, Review, Skip, Sort, decide, decide_duplicate
 from footsort.errors import UnreadableImage
 from footsort.imaging import load_rgb
-from footsort.journal import Details, Journal
+from footsort.journal import Details, Entry, Journal
 from footsort.prediction import ImageClassifier, Prediction
 from footsort.sorter import Move, Sorter, Vanished, file_hash
 
@@ -258,20 +258,21 @@ class Pipeline:
             if self.incomplete_seconds and self._clock() - x.mtime < self.incomplete_seconds:
                 return Outcome(path, "retry", reason=f"does not decode yet (maybe still being written): {x.error}")
             return self._move(x, "failed", reason=x.error)
-        if self.journal is not None and x.hash is not None:
-            left = self.journal.left_in_place(path, x.hash)
-            if left is not None and (self.honour_undo or left.action != "undo"):
-                why = "put back by undo" if left.action == "undo" else "a duplicate left in place"
-                return Outcome(path, "skip", reason=f"{why} (journal #{left.id}); move it away and back to sort it")
-        return self._duplicate(x)
+        left = self.journal.left_in_place(path, x.hash) if self.journal is not None and x.hash else None
+        if left is not None and left.action == "undo" and self.honour_undo:
+            return Outcome(path, "skip", reason=f"put back by undo (journal #{left.id}); "
+                                                "run `footsort sort` on it to sort it again")
+        return self._duplicate(x, noted=left if left is not None and left.action == "duplicate" else None)
 
-    def _duplicate(self, x: Loaded) -> Outcome | None:
+    def _duplicate(self, x: Loaded, noted: Entry | None = None) -> Outcome | None:
         """Stage 2b: content already sorted earlier is handled by the duplicates policy."""
         original = self._sorted_copy(x)
         if original is None:
             return None
         decision = decide_duplicate(str(original), self.policy)
         if isinstance(decision, Skip):
+            if noted is not None and noted.destination == original:  # said so before: stay quiet
+                return Outcome(x.item.path, "skip", reason=f"a duplicate left in place (journal #{noted.id})")
             if self.journal is not None and not self.sorter.dry_run:
                 self.journal.note("duplicate", x.item.path, hash=x.hash, size=x.size,
                                   destination=original, details=Details(reason=decision.reason))
