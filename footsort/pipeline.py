@@ -329,7 +329,7 @@ class Pipeline:
 
     def _report(self, o: Outcome) -> None:
         """Stage 5: one log line, and the plugin event."""
-        name = o.source.name
+        name = ("[dry run] " if self.sorter.dry_run else "") + o.source.name
         conf = f" {o.confidence:.2f}" if o.confidence is not None else ""
         where = f"{o.destination.parent.name}/" if o.destination else ""
         if o.action == "sort":

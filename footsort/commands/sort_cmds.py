@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -179,7 +180,7 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
     try:
         with Pipeline(classifier, Sorter(journal, dry_run=dry_run), journal, host, policy_for(cfg, classes),
                       batch_size=cfg.sort.batch_size) as pipeline, \
-                click.progressbar(length=len(items), label="Sorting", file=click.get_text_stream("stderr")) as bar:
+                click.progressbar(length=len(items), label="Sorting", file=sys.stderr) as bar:
             for outcome in pipeline.run(items):
                 bar.update(1)
                 counts[outcome.action] += 1
