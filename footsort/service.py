@@ -16,6 +16,7 @@ from string import Template
 from typing import Callable, Literal, Mapping, Sequence
 from xml.sax.saxutils import escape
 
+from footsort import atomic
 from footsort.errors import FootsortError
 
 UNIT_NAME = "footsort.service"
@@ -269,10 +270,7 @@ def apply(plan: Plan, runner: Runner = run_command, dry_run: bool = False,
             echo(f"would write {path}:")
             echo("\n".join(f"    {line}" if line else "" for line in text.splitlines()))
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            atomic.write_text(path, text)
             echo(f"wrote {path}")
     for path in plan.removes:
         if dry_run:

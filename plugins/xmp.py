@@ -18,13 +18,13 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tempfile
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from footsort import atomic
 from footsort.events import CorrectionSeen, FileSorted
 from footsort.plugins import PluginAPI
 
@@ -152,30 +152,6 @@ def update_xmp(existing: bytes | None, label: str, confidence: float | None, par
     return text.encode("utf-8")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step (temp file in the same folder, then os.replace); keeps its mode."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        except FileNotFoundError:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def label_photo(photo: Path, label: str, confidence: float | None, settings: Settings = Settings(),
                 model_version: str = "", old_labels: tuple[str, ...] = (), came_from: Path | None = None) -> Path:
     """Write or update the sidecar of `photo`; a sidecar left beside `came_from` is moved along first."""
@@ -191,7 +167,7 @@ def label_photo(photo: Path, label: str, confidence: float | None, settings: Set
         data = update_xmp(existing, label, confidence, settings.parent, model_version, old_labels)
     except ValueError as exc:
         raise ValueError(f"sidecar {target} left unchanged: {exc}") from None
-    write_atomic(target, data)
+    atomic.write_bytes(target, data)
     return target
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from footsort import atomic
 from footsort.config import Config, PluginsSection
 from footsort.events import CorrectionSeen, FileSorted
 from footsort.plugins import PluginHost
-from plugins import xmp
 from plugins.xmp import NS, Settings, label_photo, sidecar_path, update_xmp
 
 DARKTABLE_SIDECAR = """<?xml version="1.0" encoding="UTF-8"?>
@@ -128,7 +128,7 @@ def test_write_is_atomic_and_keeps_mode(tmp_path: Path, monkeypatch: pytest.Monk
     def crash(src: str, dst: str) -> None:
         raise OSError("power cut")
 
-    monkeypatch.setattr(xmp.os, "replace", crash)
+    monkeypatch.setattr(atomic.os, "replace", crash)
     with pytest.raises(OSError):
         label_photo(photo, "tsinelas", 0.9)
     assert side.read_text() == DARKTABLE_SIDECAR and set(os.listdir(tmp_path)) == {"a.jpg.xmp"}  # no temp left
@@ -176,7 +176,7 @@ def test_plugin_through_the_host(tmp_path: Path) -> None:
 def test_exiv2_reads_the_keywords_back(tmp_path: Path) -> None:
     side = tmp_path / "a.jpg.xmp"
     side.write_text(DARKTABLE_SIDECAR)
-    xmp.write_atomic(side, update_xmp(side.read_bytes(), "tsinelas", 0.93))
+    label_photo(tmp_path / "a.jpg", "tsinelas", 0.93)
     out = subprocess.run(["exiv2", "-PXkv", str(side)], capture_output=True, text=True, check=True).stdout
     values = dict((line.split(None, 1) + [""])[:2] for line in out.splitlines() if line.strip())
     assert values["Xmp.dc.subject"].strip() == "beach, tsinelas"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from footsort import config, paths, service
+from footsort import atomic, config, paths, service
 from footsort.errors import FootsortError
 
 
@@ -86,14 +87,11 @@ def config_init(force: bool) -> None:
     if path.exists() and not force:
         raise FootsortError(f"{path} already exists; edit it, or run `footsort config init --force` to start over")
     text = configfile.render(config.Config(), commented=True, plugin_settings=shipped_settings())
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         backup = path.with_name(path.name + ".bak")
-        os.replace(path, backup)
+        shutil.copy2(path, backup)
         click.echo(f"kept the old file as {backup}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
     click.echo(f"wrote {path}; edit it, then check it with `footsort config show`")
 
 
