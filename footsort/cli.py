@@ -46,12 +46,12 @@ def main(ctx: click.Context, verbose: bool, quiet: bool, log_json: bool) -> None
     from footsort import config, logs
 
     ctx.ensure_object(dict)
-    ctx.obj["log"] = dict(verbose=verbose, quiet=quiet, json=log_json)
     try:
         settings = config.load().log  # [log] and FOOTSORT_LOG_*; the flags above win
     except FootsortError:
         settings = None  # a bad config is reported by the command that needs it (`config init --force` still works)
-    logs.setup(verbose=verbose, quiet=quiet, json=log_json, settings=settings)
+    ctx.obj["log"] = dict(verbose=verbose, quiet=quiet, json=log_json, settings=settings)  # for commands that re-run setup
+    logs.setup(**ctx.obj["log"])
 
 
 def _register() -> None:

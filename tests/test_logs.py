@@ -83,3 +83,22 @@ def test_journald_gets_priority_prefixes(tmp_path: Path, monkeypatch: pytest.Mon
     assert lines[1].startswith("<6>")
     monkeypatch.setenv("JOURNAL_STREAM", "1:2")
     assert not logs.stderr_is_journal()
+
+
+def test_cli_reads_the_log_section_and_flags_win(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from footsort.cli import main
+
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text('[log]\nlevel = "ERROR"\nfile = false\n')
+    assert CliRunner().invoke(main, ["config", "path"]).exit_code == 0
+    logger.warning("hidden by the file's level")
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("FOOTSORT_LOG_LEVEL", "WARNING")  # env over file
+    CliRunner().invoke(main, ["config", "path"])
+    logger.warning("shown")
+    assert "WARNING shown" in capsys.readouterr().err
+    CliRunner().invoke(main, ["--verbose", "--log-json", "config", "path"])  # flags over env
+    logger.debug("detail")
+    assert json.loads(capsys.readouterr().err)["record"]["message"] == "detail"
