@@ -63,7 +63,7 @@ def _table(name: str, section: Any, commented: bool, env: bool = True) -> list[s
     lines = []
     if commented:
         doc = (cls.__doc__ or "").strip().splitlines()
-        lines += [f"# {doc[0]}"] if doc else []
+        lines += [f"# {doc[0]}"] if doc and doc[0] != f"[{name}]" else []
     lines.append(f"[{name}]")
     comments = field_comments(cls) if commented else {}
     for f in fields(cls):
