@@ -25,16 +25,35 @@ def cutout_mask(img: Image.Image) -> Image.Image | None:
     border = np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]])
     if border.mean() < 0.8 * 255:
         return None
-    flood = Image.fromarray(bright).copy()  # a copy: fromarray images share a read-only buffer
-    h, w = bright.shape
-    for seed in ((0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1), (w // 2, 0), (w // 2, h - 1)):
-        if flood.getpixel(seed) == 255:
-            ImageDraw.floodfill(flood, seed, 128)
-    mask = Image.fromarray(((np.asarray(flood) != 128) * 255).astype(np.uint8), "L")
+    background_px = _border_connected(bright > 0)
+    mask = Image.fromarray(np.where(background_px, 0, 255).astype(np.uint8))
     mask = mask.filter(ImageFilter.MinFilter(3)).filter(ImageFilter.GaussianBlur(0.8))
     if np.asarray(mask).mean() < 255 * 0.03:
         return None
     return mask
+
+
+def _fill_runs(region: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Extend `region` along each row to the whole run of `allowed` pixels it touches."""
+    h, w = allowed.shape
+    breaks = ~allowed
+    breaks[:, 0] = True  # every row starts a new run
+    ids = np.cumsum(breaks.ravel()).reshape(h, w)
+    hit = np.zeros(ids.max() + 2, dtype=bool)
+    hit[ids[region & allowed]] = True
+    return hit[ids] & allowed
+
+
+def _border_connected(allowed: np.ndarray) -> np.ndarray:
+    """Pixels of `allowed` connected (4-neighbourhood) to the image border."""
+    region = np.zeros_like(allowed)
+    region[0], region[-1], region[:, 0], region[:, -1] = allowed[0], allowed[-1], allowed[:, 0], allowed[:, -1]
+    while True:
+        grown = _fill_runs(region, allowed)
+        grown = _fill_runs(grown.T.copy(), allowed.T.copy()).T
+        if np.array_equal(grown, region):
+            return region
+        region = grown
 
 
 def _rgb(rng: random.Random, lo: int = 30, hi: int = 230) -> tuple[int, int, int]:
