@@ -15,9 +15,10 @@ import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping
 
 from footsort import paths
 from footsort.errors import FootsortError
@@ -212,7 +213,7 @@ class Journal:
 
     def finish(self, entry_id: int, state: State, reason: str | None = None) -> None:
         """Settle a pending row; a finished undo also marks the row it undid."""
-        with self._mutex:
+        with self._mutex, self._lazy_sync():
             self._write("BEGIN IMMEDIATE")
             try:
                 self._write(
@@ -229,11 +230,22 @@ class Journal:
                 self._write("ROLLBACK")
                 raise
 
+    @contextmanager
+    def _lazy_sync(self) -> Iterator[None]:
+        """Commit without waiting for the disk: fine for a settled row, since recovery reads the disk
+        for any row still pending, and the next intent's fsync of the WAL makes it durable anyway."""
+        self._write("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self._write("PRAGMA synchronous=FULL")
+
     def note(self, action: Action, source: Path, *, hash: str | None = None, size: int | None = None,
              destination: Path | None = None, details: Details = Details()) -> int:
         """Record something that moved nothing (a duplicate left in place), already done."""
-        entry_id = self.begin(action, source, destination, hash=hash, size=size, details=details)
-        self.finish(entry_id, "done")
+        with self._mutex, self._lazy_sync():
+            entry_id = self.begin(action, source, destination, hash=hash, size=size, details=details)
+            self.finish(entry_id, "done")
         return entry_id
 
     # -- reading -------------------------------------------------------------------------------

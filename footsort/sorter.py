@@ -189,14 +189,16 @@ class Sorter:
                     dest = next(d for d in names if not os.path.lexists(d))
                     if journal:
                         journal.redirect(entry_id, dest)
-            _fsync_dir(move.folder)
             if tmp is not None:
+                # the copy's name must be on disk before the original goes; a same-filesystem rename
+                # needs no fsync: whether or not it reached the disk, recovery sees which it was
+                _fsync_dir(move.folder)
                 try:
                     os.unlink(move.source)
                 except OSError:  # gone (someone else took it) or not removable (read-only share): drop our copy
                     os.unlink(dest)
                     raise
-            _fsync_dir(move.source.parent)
+                _fsync_dir(move.source.parent)
         except Exception as exc:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
