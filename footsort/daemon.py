@@ -16,7 +16,7 @@ from footsort import events
 from footsort.config import Config
 from footsort.journal import Journal
 from footsort.pipeline import Item, Layout, Pipeline, as_provider, layout_for, policy_for
-from footsort.sorter import Sorter, recover
+from footsort.sorter import Sorter
 from footsort.watcher import Watcher
 
 
@@ -28,14 +28,15 @@ def layout_of(path: Path, layouts: dict[Path, Layout]) -> Layout:
 
 def run(inboxes: Sequence[Path], cfg: Config, classifier: object, *, host: object, journal: Journal | None,
         stop: threading.Event, dry_run: bool = False, watcher: Watcher | None = None) -> Counter[str]:
-    """Sort what is in the inboxes, then follow them until `stop` is set; counts of outcomes."""
+    """Sort what is in the inboxes, then follow them until `stop` is set; counts of outcomes.
+
+    The journal should already be repaired (sorter.recover) by whoever opened it.
+    """
     inboxes = [Path(os.path.abspath(p)) for p in inboxes]
     provider = as_provider(classifier)
     clf = provider()
     layouts = {inbox: layout_for(inbox, cfg, clf.classes) for inbox in inboxes}
     outputs = frozenset().union(*(lay.outputs() for lay in layouts.values()))
-    if journal is not None and not dry_run:
-        recover(journal)
     if watcher is None:
         watcher = Watcher(inboxes, outputs=outputs, settle=cfg.watch.settle_seconds, poll=cfg.watch.poll,
                           rescan=cfg.watch.rescan_seconds, recursive=cfg.sort.recursive)
