@@ -34,6 +34,7 @@ INOTIFY_HINTS = {
 
 
 HIDDEN, TEMPORARY, OWN_OUTPUT = "a hidden file", "a temporary name (still being written)", "footsort's own output"
+NOT_IMAGE = "not an image name"
 QUIET_REASONS = frozenset({HIDDEN, TEMPORARY, OWN_OUTPUT})  # expected all the time: not worth a log line
 
 
@@ -51,7 +52,7 @@ def ignore_reason(path: Path, root: Path, outputs: frozenset[Path]) -> str | Non
     if path in outputs or any(parent in outputs for parent in path.parents):
         return OWN_OUTPUT
     if not is_image_name(path):
-        return "not an image name"
+        return NOT_IMAGE
     return None
 
 
@@ -90,6 +91,30 @@ def kind_reason(path: Path) -> str | None:
     if not statmod.S_ISREG(st.st_mode):
         return "not a regular file"
     return None
+
+
+def why_not(path: Path, root: Path, outputs: frozenset[Path]) -> str | None:
+    """Why `path` is not a file to sort (None: sort it); what it is on disk beats its suffix."""
+    reason = ignore_reason(path, root, outputs)
+    if reason is None or reason == NOT_IMAGE:
+        return kind_reason(path) or reason
+    return reason
+
+
+def walk(root: Path, outputs: frozenset[Path], recursive: bool) -> Iterator[Path]:
+    """Every entry in `root` (and its subfolders when recursive, never hidden or output ones), sorted."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        logger.warning(f"cannot list {root}: {exc.strerror}")
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if recursive and entry.is_dir(follow_symlinks=False):
+            if not entry.name.startswith(".") and path not in outputs:
+                yield from walk(path, outputs, recursive)
+        else:
+            yield path
 
 
 class Settler:
@@ -272,7 +297,7 @@ class Watcher:
         root = next((r for r in self.roots if r in path.parents), None)
         if root is None:
             return
-        reason = ignore_reason(path, root, self.outputs) or kind_reason(path)
+        reason = why_not(path, root, self.outputs)
         if reason is not None:
             if reason not in QUIET_REASONS and (reason != "a folder" or not self.recursive):
                 self._tell_once(path, reason)
@@ -282,24 +307,11 @@ class Watcher:
         self._left.pop(path, None)
         self._settler.touch(path, delay)
 
-    def scan(self) -> None:
-        """Look at every file in the inboxes (catches events the OS dropped)."""
-        for root in self.roots:
-            self._scan_folder(root)
-
-    def _scan_folder(self, folder: Path) -> None:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError as exc:
-            logger.warning(f"cannot list {folder}: {exc.strerror}")
-            return
-        for entry in entries:
-            path = Path(entry.path)
-            if self.recursive and entry.is_dir(follow_symlinks=False):
-                if not entry.name.startswith(".") and path not in self.outputs:
-                    self._scan_folder(path)
-                continue
-            self.consider(path)
+    def scan(self, folder: Path | None = None) -> None:
+        """Look at every file in the inboxes, or in one new folder (catches events the OS dropped)."""
+        for root in self.roots if folder is None else (folder,):
+            for path in walk(root, self.outputs, self.recursive):
+                self.consider(path)
 
     def retry(self, path: Path, delay: float) -> None:
         """Look at `path` again after `delay` seconds (it did not decode yet)."""
@@ -324,7 +336,7 @@ class Watcher:
                 self._settler.forget(path)
                 self._left.pop(path, None)
             elif kind == "scan" and self.recursive and path.is_dir():
-                self._scan_folder(path)
+                self.scan(path)
             try:
                 item = self._events.get_nowait()
             except queue.Empty:

@@ -122,7 +122,7 @@ def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | Non
 def _collect(paths: Iterable[Path], layouts_for, recursive: bool) -> tuple[list, list[tuple[Path, str]]]:
     """Items to sort from files and folders, and (path, reason) for what is left alone."""
     from footsort.pipeline import Item
-    from footsort.watcher import ignore_reason, kind_reason
+    from footsort.watcher import QUIET_REASONS, walk, why_not
 
     items, skipped = [], []
     for given in paths:
@@ -130,19 +130,17 @@ def _collect(paths: Iterable[Path], layouts_for, recursive: bool) -> tuple[list,
         if not os.path.lexists(given):
             raise FootsortError(f"{given} does not exist")
         if given.is_dir() and not given.is_symlink():
-            layout = layouts_for(given)
-            outputs = layout.outputs()
-            for folder, dirs, files in os.walk(given):
-                here = Path(folder)
-                dirs[:] = sorted(d for d in dirs if recursive and not d.startswith(".") and here / d not in outputs)
-                for name in sorted(files):
-                    path = here / name
-                    reason = ignore_reason(path, given, outputs) or kind_reason(path)
-                    (skipped.append((path, reason)) if reason else items.append(Item(path, layout)))
+            root, layout = given, layouts_for(given)
+            found = walk(given, layout.outputs(), recursive)
         else:
-            layout = layouts_for(given.parent)
-            reason = ignore_reason(given, given.parent, frozenset()) or kind_reason(given)
-            (skipped.append((given, reason)) if reason else items.append(Item(given, layout)))
+            root, layout = given.parent, layouts_for(given.parent)
+            found = iter([given])
+        for path in found:
+            reason = why_not(path, root, layout.outputs())
+            if reason is None:
+                items.append(Item(path, layout))
+            elif path == given or reason not in QUIET_REASONS:  # named files always get an answer
+                skipped.append((path, reason))
     return items, skipped
 
 
