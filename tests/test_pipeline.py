@@ -204,3 +204,21 @@ def test_as_provider_accepts_classifiers_holders_and_functions() -> None:
     assert provide() is clf
     with pytest.raises(TypeError):
         as_provider(42)
+
+
+def test_the_real_classifier_plugs_in(tmp_path: Path, journal: Journal) -> None:
+    """The one torch test here: a tiny random model through the pipeline (mechanics, not accuracy)."""
+    pytest.importorskip("torch")
+    from helpers_model import tiny_meta, tiny_model
+
+    from footsort.classifier import Classifier
+
+    model = tiny_model()
+    meta = tiny_meta(model)
+    clf = Classifier(model, meta, device="cpu", fuse=False)
+    inbox = tmp_path / "inbox"
+    files = [write_image(inbox / f"{i}.jpg", RED if i % 2 else BLUE, i) for i in range(3)]
+    outcomes = run(files, Layout(inbox, tuple(meta.classes)), journal, clf=clf, threshold=0.0)
+    assert all(o.action == "sort" and o.destination.parent.name in meta.classes for o in outcomes)
+    assert {o.model_version for o in outcomes} == {meta.version}
+    assert all(abs(sum(o.probabilities.values()) - 1) < 1e-4 for o in outcomes)
