@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Mapping
@@ -135,8 +135,10 @@ class _RunLock:
 class Journal:
     """Read and write the journal; one instance per process (thread-safe)."""
 
-    def __init__(self, conn: sqlite3.Connection, run: str, lock_dir: Path | None, readonly: bool) -> None:
+    def __init__(self, conn: sqlite3.Connection, run: str, lock_dir: Path | None, readonly: bool,
+                 path: Path | None = None) -> None:
         self._conn = conn
+        self.path = path
         self._mutex = threading.RLock()
         self.run = run
         self.readonly = readonly
@@ -165,7 +167,7 @@ class Journal:
         except sqlite3.Error as exc:
             raise FootsortError(f"cannot open the journal {path}: {exc}; move it aside to start a new one") from None
         conn.row_factory = sqlite3.Row
-        journal = cls(conn, run, None if readonly else path.parent / "runs", readonly)
+        journal = cls(conn, run, None if readonly else path.parent / "runs", readonly, path)
         if not readonly:
             journal._run_lock = _RunLock(path.parent / "runs", run)
             journal._run_lock.acquire()
@@ -191,7 +193,11 @@ class Journal:
         if self.readonly:
             raise FootsortError("internal: the journal was opened read-only (dry run)")
         with self._mutex:
-            return self._conn.execute(sql, tuple(args))
+            try:
+                return self._conn.execute(sql, tuple(args))
+            except sqlite3.Error as exc:  # disk full, locked for too long, damaged: stop rather than move unrecorded
+                raise FootsortError(f"cannot write the journal {self.path}: {exc}; nothing more is moved until "
+                                    "this is fixed (free disk space, or stop the other footsort)") from exc
 
     def begin(self, action: Action, source: Path, destination: Path | None, *, method: Method = "none",
               hash: str | None = None, size: int | None = None, temp: Path | None = None,
@@ -227,7 +233,8 @@ class Journal:
                     )
                 self._write("COMMIT")
             except BaseException:
-                self._write("ROLLBACK")
+                with suppress(FootsortError):
+                    self._write("ROLLBACK")
                 raise
 
     @contextmanager

@@ -236,6 +236,8 @@ class Pipeline:
         if todo:
             try:
                 preds = clf.predict_images([chunk[i].image for i in todo])  # type: ignore[misc]
+                if len(preds) != len(todo):
+                    raise RuntimeError(f"{len(preds)} predictions for {len(todo)} images")
                 predictions = dict(zip(todo, preds))
             except Exception as exc:  # a model failure must not take the daemon down
                 logger.exception(f"the classifier failed on a batch of {len(todo)}: {exc}")

@@ -102,3 +102,11 @@ def test_read_only_journal(tmp_path: Path) -> None:
     Journal.open().close()
     with Journal.open(readonly=True) as j:
         assert j.recent() == []
+
+
+def test_a_journal_that_cannot_be_written_stops_with_a_clear_error(tmp_path: Path) -> None:
+    j = Journal.open()
+    j._conn.close()  # as good as a full disk or a damaged file, for the caller
+    with pytest.raises(FootsortError, match="cannot write the journal .*journal.sqlite3"):
+        j.begin("sort", tmp_path / "a.jpg", tmp_path / "t/a.jpg")
+    j.close()
