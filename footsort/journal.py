@@ -325,11 +325,6 @@ class Journal:
             return []
         return self._query(base + " AND run = ? ORDER BY id DESC", (latest[0].run,))
 
-    def done_moves(self) -> list[Entry]:
-        """Every finished move not undone, oldest first (for checks and the crash tests)."""
-        return self._query("SELECT * FROM actions WHERE state = 'done' AND undone_by IS NULL"
-                           " AND action IN ('sort', 'review', 'failed', 'undo') ORDER BY id")
-
 
 def _opt(path: Path | None) -> str | None:
     return None if path is None else str(path)

@@ -359,10 +359,6 @@ class Watcher:
             if ready:
                 yield ready
 
-    def pending(self) -> int:
-        """How many files are waiting to settle."""
-        return len(self._settler)
-
 
 def _stop_quietly(observer) -> None:
     try:

@@ -10,8 +10,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-import pytest
-
 from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
 from footsort import daemon
 from footsort.config import load as load_config

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from loguru import logger
 
 from fakes import BLUE, MUDDY, RED, write_image
@@ -30,7 +30,7 @@ def fake_model(monkeypatch: pytest.MonkeyPatch):
     logger.add(sys.stderr, level="WARNING")
 
 
-def cli(*args: str) -> "click.testing.Result":  # noqa: F821
+def cli(*args: str) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
