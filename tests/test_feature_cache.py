@@ -15,6 +15,7 @@ from footsort.feature_cache import (EVAL, FeatureCache, FeatureKey, Request, Vie
                                     features, preprocess_key, view_input)
 from footsort.presets import Preprocess
 from footsort.sorter import file_hash
+from tests.helpers_learn import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import tiny_model
 
 SPEC = Preprocess(size=64)

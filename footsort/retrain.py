@@ -1,0 +1,320 @@
+"""`footsort retrain`: plan -> cached features -> fine-tune blocks and head -> compare with the model in use -> promote.
+
+Reads top to bottom:
+- `make_plan` (pure): corrections (repeated `correction_weight` times), a stratified replay sample of the
+  other labelled images, optional extra data; a stratified held-out validation set, corrections included.
+- `retrain`: starts from the model in use, computes (or reads from the feature cache) the frozen
+  backbone's features of `views` augmented views per training image and of the eval view per
+  validation image, fine-tunes only the residual blocks and the head, then scores the candidate and
+  the current model on the same validation features.
+- `verdict` (pure): promote only when the candidate is at least as good (or forced).
+- `finish`: store the version (parent, data summary, metrics), make it the model in use, tell plugins.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+from footsort.corrections import Findings
+
+Kind = Literal["correction", "example", "data"]
+MIN_VALIDATION = 2  # fewer held-out images than this cannot tell two models apart
+MIN_CALIBRATION = 30  # held-out images needed before the temperature is refitted
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every retrain knob (each is a `footsort retrain` flag)."""
+
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    views: int = 4  # augmented views per training image (paper augmentations)
+    synth: float = 0.0  # share of views drawn as synthetic household scenes
+    correction_weight: int = 3  # each correction is trained on this many times per epoch
+    replay: int = 300  # at most this many other labelled images, balanced per class
+    val_split: float = 0.2
+    seed: int = 0
+    cache: bool = True
+    force: bool = False
+    keep: bool = False  # store the candidate even when it is not promoted
+
+
+@dataclass(frozen=True)
+class TrainItem:
+    """One labelled image retrain uses."""
+
+    path: Path
+    content: str
+    label: str
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What retrain trains on and validates on."""
+
+    classes: tuple[str, ...]
+    train: tuple[TrainItem, ...]
+    validation: tuple[TrainItem, ...]
+    correction_weight: int = 1
+    unused_examples: int = 0  # labelled images not drawn into the replay sample
+    roots: tuple[Path, ...] = ()
+    extra: str = ""
+
+    def counts(self, items: Sequence[TrainItem]) -> dict[str, dict[str, int]]:
+        """Images per kind and class."""
+        out: dict[str, dict[str, int]] = {}
+        for it in items:
+            out.setdefault(it.kind, {c: 0 for c in self.classes})[it.label] += 1
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The data summary stored in the new version and shown by --dry-run."""
+        return {"kind": "retrain", "libraries": [str(r) for r in self.roots], "extra_data": self.extra,
+                "train": self.counts(self.train), "validation": self.counts(self.validation),
+                "correction_weight": self.correction_weight, "unused_examples": self.unused_examples}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the candidate becomes the model in use, and why."""
+
+    promote: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a retrain produced and measured."""
+
+    plan: Plan
+    candidate_accuracy: float
+    current_accuracy: float
+    candidate_corrections_accuracy: float | None
+    current_corrections_accuracy: float | None
+    validation_n: int
+    verdict: Verdict
+    parent: str
+    meta: Any  # the candidate's ModelVersion
+    model: Any = field(repr=False, default=None)
+    path: Path | None = None  # where the candidate was stored (None: not stored)
+    seconds: dict[str, float] = field(default_factory=dict)
+    cache_hits: int = 0
+    cache_misses: int = 0
+    skipped: tuple[Path, ...] = ()  # images that could not be read
+
+
+# -- planning (pure) ------------------------------------------------------------------------------------
+
+class NothingToLearn(Exception):
+    """No corrections, no hand-added images and no extra data."""
+
+
+def _replay_sample(examples: Sequence[Any], classes: Sequence[str], limit: int, rng: random.Random) -> list[Any]:
+    """Up to `limit` examples, round-robin over classes, hand-added ones before model-accepted ones."""
+    queues = []
+    for c in classes:
+        added = [e for e in examples if e.label == c and e.source == "added"]
+        accepted = [e for e in examples if e.label == c and e.source != "added"]
+        rng.shuffle(added)
+        rng.shuffle(accepted)
+        queues.append(added + accepted)
+    picked: list[Any] = []
+    while len(picked) < limit and any(queues):
+        for q in queues:
+            if q and len(picked) < limit:
+                picked.append(q.pop(0))
+    return picked
+
+
+def _split(items: Sequence[TrainItem], fraction: float, rng: random.Random) -> tuple[list[TrainItem], list[TrainItem]]:
+    """Stratified by (class, is correction): `fraction` of each group held out, at least one of a group of 2+."""
+    train: list[TrainItem] = []
+    val: list[TrainItem] = []
+    groups: dict[tuple[str, bool], list[TrainItem]] = {}
+    for it in items:
+        groups.setdefault((it.label, it.kind == "correction"), []).append(it)
+    for key in sorted(groups):
+        group = sorted(groups[key], key=lambda x: str(x.path))
+        rng.shuffle(group)
+        k = round(len(group) * fraction) if fraction > 0 else 0
+        if fraction > 0 and len(group) >= 2:
+            k = min(max(k, 1), len(group) - 1)
+        val.extend(group[:k])
+        train.extend(group[k:])
+    key_fn = lambda x: str(x.path)  # noqa: E731
+    return sorted(train, key=key_fn), sorted(val, key=key_fn)
+
+
+def make_plan(findings: Findings, classes: Sequence[str], options: Options,
+              extra: Sequence[TrainItem] = (), extra_name: str = "") -> Plan:
+    """Corrections + a replay sample + extra data, split into training and validation (no content twice)."""
+    rng = random.Random(options.seed)
+    unknown = sorted({c.new_label for c in findings.corrections} - set(classes))
+    if unknown:
+        raise ValueError(f"corrections into unknown classes {unknown}")
+    items: dict[str, TrainItem] = {}
+    for c in findings.corrections:
+        items.setdefault(c.hash, TrainItem(c.path, c.hash, c.new_label, "correction"))
+    for it in extra:
+        items.setdefault(it.content, it)
+    has_new = bool(items) or any(e.source == "added" for e in findings.examples)
+    if not has_new:
+        raise NothingToLearn()
+    pool = [e for e in findings.examples if e.hash not in items]
+    picked = _replay_sample(pool, classes, options.replay, rng)
+    for e in picked:
+        items.setdefault(e.hash, TrainItem(e.path, e.hash, e.label, "example"))
+    train, val = _split(list(items.values()), options.val_split, rng)
+    return Plan(tuple(classes), tuple(train), tuple(val), options.correction_weight, len(pool) - len(picked),
+                tuple(findings.roots), extra_name)
+
+
+def verdict(candidate: float, current: float, n_val: int, force: bool) -> Verdict:
+    """Promote when the candidate's held-out accuracy is at least the current model's (or when forced)."""
+    numbers = f"candidate {candidate:.4f} vs current {current:.4f} on {n_val} held-out images"
+    if n_val < MIN_VALIDATION:
+        if force:
+            return Verdict(True, f"--force: promoted without a real comparison (only {n_val} held-out images)")
+        return Verdict(False, f"only {n_val} held-out image(s): too few to compare the models; label more "
+                              "images, add --data DIR, or use --force")
+    if candidate >= current:
+        better = "better than" if candidate > current else "as good as"
+        return Verdict(True, f"promoted: the candidate is {better} the current model ({numbers})")
+    if force:
+        return Verdict(True, f"--force: promoted although the candidate is worse ({numbers})")
+    return Verdict(False, f"not promoted: the candidate is worse ({numbers}); the current model stays in use "
+                          "(--force overrides)")
+
+
+# -- the work ---------------------------------------------------------------------------------------------
+
+def _accuracy(logits: Any, labels: Any, mask: Any | None = None) -> float | None:
+    hit = logits.argmax(1).cpu() == labels.cpu()
+    if mask is not None:
+        if not bool(mask.any()):
+            return None
+        hit = hit[mask]
+    return float(hit.float().mean()) if len(hit) else 0.0
+
+
+def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, device: str = "auto",
+            cache: Any | None = None, log: Callable[[Any], None] = lambda e: None,
+            extract: Callable[..., Any] | None = None) -> Result:
+    """Fine-tune the blocks and head of the model in use on the plan; score candidate and current alike."""
+    import torch
+
+    from footsort import __version__, checkpoint, registry
+    from footsort.classifier import resolve_device
+    from footsort.errors import FootsortError
+    from footsort.feature_cache import EVAL, Request, augmented_views, features
+    from footsort.presets import Preprocess
+    from footsort.trainer import Recipe, fit_temperature, head_logits, train_on_features
+
+    t0 = time.perf_counter()
+    source = Path(model_path) if model_path else registry.in_use_path()
+    model, meta = checkpoint.load(source)
+    if tuple(meta.classes) != tuple(plan.classes):
+        raise FootsortError(f"the model in use ({meta.version}) has classes {', '.join(meta.classes)}, "
+                            f"the data has {', '.join(plan.classes)}")
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    spec = Preprocess.from_dict(meta.preprocess)
+    views = augmented_views(options.views, options.seed, options.synth)
+    index = {c: i for i, c in enumerate(plan.classes)}
+
+    train_req = [Request(it.path, it.content, v) for it in plan.train for v in views]
+    val_req = [Request(it.path, it.content, EVAL) for it in plan.validation]
+    t_feat = time.perf_counter()
+    both, bad = features(model, train_req + val_req, spec, cache, extract=extract,
+                         desc=f"features ({options.views} views per training photo)")
+    n_train = len(train_req)
+    train_feats, val_feats = both[:n_train], both[n_train:]
+    bad_train = {i for i in bad if i < n_train}
+    bad_val = {i - n_train for i in bad if i >= n_train}
+    seconds = {"features": time.perf_counter() - t_feat}
+
+    # an image with any unreadable view is left out whole; corrections repeated `correction_weight` times
+    bad_images = {i // max(1, options.views) for i in bad_train}
+    rows: list[int] = []
+    labels: list[int] = []
+    for i, it in enumerate(plan.train):
+        if i in bad_images:
+            continue
+        for _ in range(options.correction_weight if it.kind == "correction" else 1):
+            rows.extend(range(i * options.views, (i + 1) * options.views))
+            labels.extend([index[it.label]] * options.views)
+    if not rows:
+        raise FootsortError("none of the training images could be read")
+    keep_val = [i for i in range(len(plan.validation)) if i not in bad_val]
+    x_train = train_feats[torch.tensor(rows)].to(dev)
+    y_train = torch.tensor(labels).to(dev)
+    x_val = val_feats[torch.tensor(keep_val, dtype=torch.long)].to(dev) if keep_val else None
+    y_val = torch.tensor([index[plan.validation[i].label] for i in keep_val], dtype=torch.long)
+    is_corr = torch.tensor([plan.validation[i].kind == "correction" for i in keep_val], dtype=torch.bool)
+
+    recipe = replace(Recipe(), epochs=options.epochs, batch_size=options.batch_size, lr=options.lr,
+                     weight_decay=options.weight_decay, seed=options.seed, views=options.views, mode="cached",
+                     preset=model.arch.preset, width=model.arch.width, size=spec.size, fit=spec.fit,
+                     label_smoothing=float(meta.recipe.get("label_smoothing", 0.0)),
+                     tta_flip=bool(meta.recipe.get("tta_flip", False)))
+    candidate = copy.deepcopy(model)
+    torch.manual_seed(options.seed)
+    t_train = time.perf_counter()
+    # no validation during training: the held-out set is kept for the one fair comparison below
+    history = train_on_features(candidate, x_train, y_train, options.views, None, None, recipe, log)
+    seconds["train"] = time.perf_counter() - t_train
+
+    n_val = len(keep_val)
+    cand_acc = cur_acc = 0.0
+    cand_corr = cur_corr = None
+    temperature = float(meta.temperature)
+    if x_val is not None:
+        cand_logits, cur_logits = head_logits(candidate, x_val).cpu(), head_logits(model, x_val).cpu()
+        cand_acc, cur_acc = _accuracy(cand_logits, y_val), _accuracy(cur_logits, y_val)
+        cand_corr, cur_corr = _accuracy(cand_logits, y_val, is_corr), _accuracy(cur_logits, y_val, is_corr)
+        errors = int((cand_logits.argmax(1) != y_val).sum())
+        if n_val >= MIN_CALIBRATION and errors:  # with no mistakes the fit would only push T to its floor
+            temperature = fit_temperature(cand_logits, y_val)
+    candidate.temperature.fill_(temperature)
+    decision = verdict(cand_acc or 0.0, cur_acc or 0.0, n_val, options.force)
+
+    skipped = tuple(sorted({plan.train[i].path for i in bad_images} | {plan.validation[i].path for i in bad_val}))
+    opts = asdict(options)
+    new = checkpoint.ModelVersion(
+        version=checkpoint.new_version_id(), classes=tuple(meta.classes), arch=dict(meta.arch),
+        preprocess=dict(meta.preprocess), temperature=temperature,
+        recipe={**meta.recipe, "retrain": opts},
+        data={**plan.summary(), "skipped_unreadable": len(skipped)},
+        metrics={"val_accuracy": cand_acc, "parent_val_accuracy": cur_acc, "validation_n": n_val,
+                 "corrections_val_accuracy": cand_corr, "parent_corrections_val_accuracy": cur_corr,
+                 "promoted": decision.promote, "reason": decision.reason,
+                 "history": [e.__dict__ for e in history.history], "interrupted": history.interrupted},
+        parent=meta.version, created=checkpoint.now_iso(), footsort_version=__version__,
+        backbone_origin=meta.backbone_origin)
+    seconds["total"] = time.perf_counter() - t0
+    return Result(plan, cand_acc or 0.0, cur_acc or 0.0, cand_corr, cur_corr, n_val, decision, meta.version, new,
+                  candidate.cpu(), None, seconds, getattr(cache, "hits", 0), getattr(cache, "misses", 0), skipped)
+
+
+def finish(result: Result, host: object | None = None, dry_run: bool = False) -> Result:
+    """Store the candidate (when promoted or kept), make it the model in use when promoted, tell plugins."""
+    from footsort import events, registry
+
+    keep = result.verdict.promote or bool(result.meta.recipe.get("retrain", {}).get("keep"))
+    if dry_run or not keep:
+        return result
+    path = registry.add_version(result.model, result.meta)
+    if result.verdict.promote:
+        previous = registry.current_version()
+        registry.use(result.meta.version)
+        if host is not None:
+            host.emit(events.ModelPromoted(result.meta.version, path, previous))  # type: ignore[attr-defined]
+    return replace(result, path=path)

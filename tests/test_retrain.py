@@ -1,0 +1,185 @@
+"""retrain: the plan (pure), the verdict (pure), and a fine-tune of a tiny model in use, cached and not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from fakes import RecordingHost
+from footsort import checkpoint, registry
+from footsort.corrections import Correction, Findings, LabelledExample
+from footsort.feature_cache import FeatureCache
+from footsort.retrain import NothingToLearn, Options, TrainItem, finish, make_plan, retrain, verdict
+from footsort.sorter import file_hash
+from tests.helpers_learn import eager_extract, one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.helpers_model import make_image_folder, tiny_meta, tiny_model
+
+CLASSES = ("sapatos", "tsinelas")
+
+
+def corr(i: int, new: str = "sapatos") -> Correction:
+    return Correction(Path(f"/l/{new}/c{i}.jpg"), f"c{i}", "tsinelas" if new == "sapatos" else "sapatos", new)
+
+
+def ex(i: int, label: str, source: str = "accepted") -> LabelledExample:
+    return LabelledExample(Path(f"/l/{label}/{source}{i}.jpg"), f"{label}{source}{i}", label, source)  # type: ignore[arg-type]
+
+
+# -- the plan ------------------------------------------------------------------------------------------
+
+def test_plan_holds_out_corrections_too_and_never_uses_a_photo_twice() -> None:
+    found = Findings(corrections=tuple(corr(i) for i in range(5)),
+                     examples=tuple(ex(i, c) for c in CLASSES for i in range(10)))
+    extra = [TrainItem(Path("/d/sapatos/c0.jpg"), "c0", "sapatos", "data"),
+             TrainItem(Path("/d/tsinelas/x.jpg"), "x", "tsinelas", "data")]
+    plan = make_plan(found, CLASSES, Options(val_split=0.2, correction_weight=4), extra, "/d")
+    everything = plan.train + plan.validation
+    assert len({it.content for it in everything}) == len(everything) == 5 + 20 + 1
+    assert [it.kind for it in everything if it.content == "c0"] == ["correction"]
+    assert sum(it.kind == "correction" for it in plan.validation) == 1
+    assert {it.label for it in plan.validation} == set(CLASSES)
+    summary = plan.summary()
+    assert summary["correction_weight"] == 4 and summary["extra_data"] == "/d"
+    assert summary["train"]["correction"] == {"sapatos": 4, "tsinelas": 0}
+
+
+def test_plan_is_reproducible_and_the_seed_changes_it() -> None:
+    found = Findings(corrections=tuple(corr(i) for i in range(6)), examples=tuple(ex(i, "tsinelas") for i in range(20)))
+    a, b = make_plan(found, CLASSES, Options()), make_plan(found, CLASSES, Options())
+    assert a == b
+    assert make_plan(found, CLASSES, Options(seed=1)).validation != a.validation
+
+
+def test_replay_is_balanced_prefers_hand_added_photos_and_is_capped() -> None:
+    examples = ([ex(i, "sapatos", "accepted") for i in range(30)] + [ex(i, "sapatos", "added") for i in range(3)]
+                + [ex(i, "tsinelas", "accepted") for i in range(4)])
+    plan = make_plan(Findings(corrections=(corr(0),), examples=tuple(examples)), CLASSES, Options(replay=12, val_split=0))
+    replay = [it for it in plan.train if it.kind == "example"]
+    assert len(replay) == 12 and plan.unused_examples == 37 - 12
+    assert sum(it.label == "tsinelas" for it in replay) == 4  # all of the smaller class
+    assert sum("added" in it.path.name for it in replay) == 3  # every hand-added one
+    assert plan.validation == ()
+
+
+def test_nothing_to_learn_without_corrections_hand_added_photos_or_data() -> None:
+    with pytest.raises(NothingToLearn):
+        make_plan(Findings(examples=(ex(0, "sapatos"), ex(1, "tsinelas"))), CLASSES, Options())
+    assert make_plan(Findings(examples=(ex(0, "sapatos", "added"),)), CLASSES, Options()).train
+
+
+# -- the verdict ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cand, cur, n, force, promote, words", [
+    (0.9, 0.8, 50, False, True, "better than"),
+    (0.8, 0.8, 50, False, True, "as good as"),
+    (0.7, 0.8, 50, False, False, "worse"),
+    (0.7, 0.8, 50, True, True, "--force"),
+    (1.0, 0.0, 1, False, False, "too few"),
+    (1.0, 0.0, 1, True, True, "--force"),
+])
+def test_verdict(cand: float, cur: float, n: int, force: bool, promote: bool, words: str) -> None:
+    v = verdict(cand, cur, n, force)
+    assert v.promote is promote and words in v.reason
+    if n >= 2:
+        assert f"{cand:.4f}" in v.reason and f"{cur:.4f}" in v.reason
+
+
+# -- fine-tuning the model in use -------------------------------------------------------------------------
+
+@pytest.fixture
+def in_use() -> str:
+    model = tiny_model()
+    meta = tiny_meta(model)
+    registry.add_version(model, meta)
+    registry.use(meta.version)
+    return meta.version
+
+
+def library_plan(root: Path, options: Options):
+    lib = make_image_folder(root, per_class=5)
+    files = sorted(lib.rglob("*.jpg"))
+    # two photos the model got wrong, the rest labelled by hand
+    found = Findings(
+        corrections=tuple(Correction(p, file_hash(p), "tsinelas", "sapatos") for p in files[:2]),
+        examples=tuple(LabelledExample(p, file_hash(p), p.parent.name, "added") for p in files[2:]), roots=(lib,))
+    return make_plan(found, CLASSES, options)
+
+
+def test_retrain_fine_tunes_only_blocks_and_head_of_the_model_in_use(tmp_path: Path, in_use: str) -> None:
+    options = Options(epochs=2, batch_size=4, lr=1e-3, views=2)
+    plan = library_plan(tmp_path / "lib", options)
+    parent, _ = checkpoint.load(registry.in_use_path())
+    result = retrain(plan, options, cache=None, extract=eager_extract)
+    cand = result.model.state_dict()
+    assert all(torch.equal(v, cand[k]) for k, v in parent.state_dict().items() if k.startswith("backbone."))
+    assert any(not torch.equal(v, cand[k]) for k, v in parent.state_dict().items() if k.startswith("blocks."))
+    assert any(not torch.equal(v, cand[k]) for k, v in parent.state_dict().items() if k.startswith("head."))
+    meta = result.meta
+    assert meta.parent == in_use and result.parent == in_use
+    assert meta.data["train"]["correction"]["sapatos"] >= 1 and meta.data["kind"] == "retrain"
+    assert {"val_accuracy", "parent_val_accuracy", "promoted", "reason", "history"} <= set(meta.metrics)
+    assert meta.recipe["retrain"]["epochs"] == 2 and len(meta.metrics["history"]) == 2
+    assert result.validation_n == len(plan.validation) >= 2
+
+
+def test_corrections_are_weighted_up(tmp_path: Path, in_use: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import footsort.trainer as trainer
+
+    seen = {}
+    real = trainer.train_on_features
+
+    def spy(model, feats, labels, views, *a, **kw):
+        seen["rows"], seen["views"] = len(labels), views
+        return real(model, feats, labels, views, *a, **kw)
+
+    monkeypatch.setattr(trainer, "train_on_features", spy)
+    options = Options(epochs=1, batch_size=4, views=2, correction_weight=5, val_split=0)
+    plan = library_plan(tmp_path / "lib", options)
+    retrain(plan, options, extract=eager_extract)
+    assert seen == {"rows": (2 * 5 + 8) * 2, "views": 2}
+
+
+def test_a_second_retrain_reads_cached_features_and_learns_the_same(tmp_path: Path, in_use: str) -> None:
+    options = Options(epochs=2, batch_size=4, lr=1e-3, views=2)
+    plan = library_plan(tmp_path / "lib", options)
+    first = retrain(plan, options, cache=FeatureCache(), extract=eager_extract)
+    second = retrain(plan, options, cache=FeatureCache(), extract=eager_extract)
+    assert first.cache_misses == len(plan.train) * 2 + len(plan.validation) and first.cache_hits == 0
+    assert second.cache_hits == first.cache_misses and second.cache_misses == 0
+    assert second.candidate_accuracy == first.candidate_accuracy
+    assert second.meta.metrics["history"][-1]["train_loss"] == pytest.approx(first.meta.metrics["history"][-1]["train_loss"], rel=1e-3)
+
+
+def test_finish_promotes_stores_and_tells_plugins(tmp_path: Path, in_use: str) -> None:
+    options = Options(epochs=1, batch_size=4, views=1, force=True)
+    result = retrain(library_plan(tmp_path / "lib", options), options, extract=eager_extract)
+    host = RecordingHost()
+    done = finish(result, host)
+    assert registry.current_version() == result.meta.version and done.path == registry.version_path(result.meta.version)
+    assert host.names() == ["model_promoted"]
+    assert (host.events[0].version, host.events[0].previous) == (result.meta.version, in_use)
+    assert registry.rollback() == in_use
+
+
+def test_a_rejected_candidate_is_not_stored_unless_kept(tmp_path: Path, in_use: str) -> None:
+    options = Options(epochs=1, batch_size=4, views=1)
+    result = retrain(library_plan(tmp_path / "lib", options), options, extract=eager_extract)
+    rejected = replace(result, verdict=verdict(0.1, 0.9, 10, False))
+    host = RecordingHost()
+    assert finish(rejected, host).path is None
+    assert [m.version for _, m in registry.list_versions()] == [in_use] and host.events == []
+    kept_meta = replace(result.meta, recipe={**result.meta.recipe, "retrain": {"keep": True}})
+    kept = finish(replace(rejected, meta=kept_meta), host)
+    assert kept.path is not None and registry.current_version() == in_use and host.events == []
+
+
+def test_classes_must_match_the_model_in_use(tmp_path: Path, in_use: str) -> None:
+    from footsort.errors import FootsortError
+
+    options = Options(epochs=1, views=1)
+    plan = replace(library_plan(tmp_path / "lib", options), classes=("botas", "sapatos"))
+    with pytest.raises(FootsortError, match="classes"):
+        retrain(plan, options, extract=eager_extract)
