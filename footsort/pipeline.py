@@ -319,6 +319,8 @@ class Pipeline:
         folder = layout.folder(action, details.label)
         base = Outcome(x.item.path, action, label=details.label, confidence=details.confidence,
                        probabilities=details.probabilities, model_version=details.model_version, reason=reason)
+        if folder == x.item.path.parent:  # sorted again, same answer: nothing to move
+            return replace(base, destination=x.item.path)
         try:
             dest = self.sorter.move(Move(x.item.path, folder, action, x.hash, x.size, details))
         except Vanished:

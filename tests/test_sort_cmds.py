@@ -112,6 +112,17 @@ def test_sort_single_files_and_recursive_folders(tmp_path: Path) -> None:
     assert files(box) == {"tsinelas/one.jpg", "sapatos/deep.jpg"}
 
 
+def test_sorting_the_review_folder_again(inbox: Path) -> None:
+    cli("sort", inbox)
+    write_image(inbox / "review" / "muddy2.jpg", MUDDY, 4)
+    result = cli("sort", inbox / "review")  # same threshold: they stay, nothing moves
+    assert result.exit_code == 0 and files(inbox / "review") == {"muddy.jpg", "muddy2.jpg"}
+    result = cli("sort", "--threshold", "0.5", inbox / "review")
+    assert result.exit_code == 0, result.output
+    assert files(inbox / "review") == set() and {"muddy.jpg", "muddy2.jpg"} <= files(inbox / "tsinelas")
+    assert not (inbox / "review" / "tsinelas").exists()
+
+
 def test_undo_selections(inbox: Path) -> None:
     cli("sort", inbox)
     assert "would put back 1 of 1" in cli("undo", "--dry-run", inbox / "tsinelas/red.jpg").output

@@ -104,10 +104,11 @@ def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | Non
 
     from footsort import daemon
     from footsort.pipeline import load_classifier
+    from footsort.reloading import follow_in_use
 
     cfg = _config(threshold, output, recursive, device, poll=poll, settle_seconds=settle)
     folders = _folders(inboxes, "inbox")
-    classifier = load_classifier(cfg, model_path)
+    classifier = follow_in_use(load_classifier(cfg, model_path), cfg, model_path)  # hot reload unless pinned
     journal = _open_journal(dry_run)
     host = _host(cfg)
     stop = threading.Event()
@@ -129,14 +130,16 @@ def _collect(paths: Iterable[Path], layouts_for, recursive: bool) -> tuple[list,
         given = Path(os.path.abspath(given.expanduser()))
         if not os.path.lexists(given):
             raise FootsortError(f"{given} does not exist")
-        if given.is_dir() and not given.is_symlink():
-            root, layout = given, layouts_for(given)
-            found = walk(given, layout.outputs(), recursive)
-        else:
-            root, layout = given.parent, layouts_for(given.parent)
-            found = iter([given])
+        root = given if given.is_dir() and not given.is_symlink() else given.parent
+        layout = layouts_for(root.parent)
+        if root not in layout.outputs():
+            layout = layouts_for(root)
+        # a class, review or failed folder given again (say review/ with a lower threshold) sorts into
+        # its own library, and its files are not "footsort's own output" this time
+        outputs = layout.outputs() - {root}
+        found = walk(given, outputs, recursive) if root == given else iter([given])
         for path in found:
-            reason = why_not(path, root, layout.outputs())
+            reason = why_not(path, root, outputs)
             if reason is None:
                 items.append(Item(path, layout))
             elif path == given or reason not in QUIET_REASONS:  # named files always get an answer
