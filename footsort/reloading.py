@@ -80,7 +80,7 @@ class ReloadingClassifier:
         if fresh.version == old.version:
             return old
         self.current = fresh
-        logger.info(f"switched model {old.version or 'default'} -> {fresh.version} (promoted while running)")
+        logger.info(f"switched model {old.version or 'default'} -> {fresh.version} (the model in use changed)")
         if self._on_switch is not None:
             try:
                 self._on_switch(old, fresh)
