@@ -38,6 +38,7 @@ class Options:
     views: int = 4  # augmented views per training image (paper augmentations)
     synth: float = 0.0  # share of views drawn as synthetic household scenes
     correction_weight: int = 3  # each correction is trained on this many times per epoch
+    balance: bool = True  # then repeat photos of the lighter classes so every class weighs the same
     replay: int = 300  # at most this many other labelled images, balanced per class
     val_split: float = 0.2
     seed: int = 0
@@ -177,6 +178,28 @@ def make_plan(findings: Findings, classes: Sequence[str], options: Options,
                 tuple(findings.roots), extra_name)
 
 
+def repeats(items: Sequence[TrainItem], correction_weight: int, balance: bool, seed: int = 0) -> list[int]:
+    """How many times each item is trained on per epoch: corrections `correction_weight` times; with
+    `balance`, a class with less total weight gets extra repeats (spread over its items) up to the largest."""
+    counts = [correction_weight if it.kind == "correction" else 1 for it in items]
+    if not balance or not items:
+        return counts
+    totals: dict[str, int] = {}
+    for it, n in zip(items, counts):
+        totals[it.label] = totals.get(it.label, 0) + n
+    target = max(totals.values())
+    rng = random.Random(seed)
+    for label, total in totals.items():
+        members = [i for i, it in enumerate(items) if it.label == label]
+        whole, extra = divmod(target - total, total)
+        for i in members:
+            counts[i] += whole * counts[i]
+        pool = [i for i in members for _ in range(correction_weight if items[i].kind == "correction" else 1)]
+        for i in rng.sample(pool, extra):
+            counts[i] += 1
+    return counts
+
+
 def verdict(candidate: float, current: float, n_val: int, force: bool) -> Verdict:
     """Promote when the candidate's held-out accuracy is at least the current model's (or when forced)."""
     numbers = f"candidate {candidate:.4f} vs current {current:.4f} on {n_val} held-out images"
@@ -241,14 +264,16 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
     bad_val = {i - n_train for i in bad if i >= n_train}
     seconds = {"features": time.perf_counter() - t_feat}
 
-    # an image with any unreadable view is left out whole; corrections repeated `correction_weight` times
+    # an image with any unreadable view is left out whole
     bad_images = {i // max(1, options.views) for i in bad_train}
+    usable = [it for i, it in enumerate(plan.train) if i not in bad_images]
+    counts = iter(repeats(usable, options.correction_weight, options.balance, options.seed))
     rows: list[int] = []
     labels: list[int] = []
     for i, it in enumerate(plan.train):
         if i in bad_images:
             continue
-        for _ in range(options.correction_weight if it.kind == "correction" else 1):
+        for _ in range(next(counts)):
             rows.extend(range(i * options.views, (i + 1) * options.views))
             labels.extend([index[it.label]] * options.views)
     if not rows:

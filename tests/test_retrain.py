@@ -12,7 +12,7 @@ from fakes import RecordingHost
 from footsort import checkpoint, registry
 from footsort.corrections import Correction, Findings, LabelledExample
 from footsort.feature_cache import FeatureCache
-from footsort.retrain import NothingToLearn, Options, TrainItem, finish, make_plan, retrain, verdict
+from footsort.retrain import NothingToLearn, Options, TrainItem, finish, make_plan, repeats, retrain, verdict
 from footsort.sorter import file_hash
 from tests.helpers_learn import eager_extract, one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model
@@ -136,10 +136,23 @@ def test_corrections_are_weighted_up(tmp_path: Path, in_use: str, monkeypatch: p
         return real(model, feats, labels, views, *a, **kw)
 
     monkeypatch.setattr(trainer, "train_on_features", spy)
-    options = Options(epochs=1, batch_size=4, views=2, correction_weight=5, val_split=0)
+    options = Options(epochs=1, batch_size=4, views=2, correction_weight=5, val_split=0, balance=False)
     plan = library_plan(tmp_path / "lib", options)
     retrain(plan, options, extract=eager_extract)
     assert seen == {"rows": (2 * 5 + 8) * 2, "views": 2}
+    retrain(plan, replace(options, balance=True), extract=eager_extract)
+    assert seen["rows"] == 2 * (2 * 5 + 3) * 2  # tsinelas (5 photos) repeated up to sapatos' weight (13)
+
+
+def test_repeats_weight_corrections_then_balance_classes() -> None:
+    items = ([TrainItem(Path(f"c{i}"), f"c{i}", "tsinelas", "correction") for i in range(3)]
+             + [TrainItem(Path(f"t{i}"), f"t{i}", "tsinelas", "example") for i in range(2)]
+             + [TrainItem(Path(f"s{i}"), f"s{i}", "sapatos", "example") for i in range(4)])
+    assert repeats(items, 3, balance=False) == [3, 3, 3, 1, 1, 1, 1, 1, 1]
+    balanced = repeats(items, 3, balance=True)
+    assert sum(balanced[:5]) == sum(balanced[5:]) == 11
+    assert balanced[:5] == [3, 3, 3, 1, 1] and all(n >= 2 for n in balanced[5:])
+    assert repeats(items, 3, balance=True) == balanced  # reproducible
 
 
 def test_a_second_retrain_reads_cached_features_and_learns_the_same(tmp_path: Path, in_use: str) -> None:

@@ -130,6 +130,8 @@ def corrections_cmd(libraries: tuple[Path, ...], as_json: bool) -> None:
               help="Share of views drawn as synthetic household scenes (for white-background photos).")
 @click.option("--correction-weight", type=click.IntRange(min=1), default=3, show_default=True,
               help="Each correction counts this many times per epoch.")
+@click.option("--balance/--no-balance", default=True, show_default=True,
+              help="After weighting, repeat photos of lighter classes so every class weighs the same.")
 @click.option("--replay", type=click.IntRange(min=0), default=300, show_default=True,
               help="At most this many other labelled images (balanced per class), so nothing is forgotten.")
 @click.option("--val-split", type=click.FloatRange(0, 0.9), default=0.2, show_default=True,
@@ -423,7 +425,8 @@ def models_list() -> None:
     versions = registry.list_versions()
     click.echo(f"{'':2}{'version':<24}{'created':<27}{'parent':<24}{'held-out acc':>13}  data")
     shipped = "" if current else "*"
-    click.echo(f"{shipped:<2}{'default (shipped)':<24}")
+    missing = "" if registry.shipped_model_path().is_file() else "  (not installed)"
+    click.echo(f"{shipped:<2}{'default (shipped)':<24}{missing}")
     for _, meta in versions:
         mark = "*" if meta.version == current else ""
         acc = meta.metrics.get("val_accuracy")
@@ -460,13 +463,13 @@ def models_show(version: str, as_json: bool) -> None:
         return
     metrics = dict(meta.pop("metrics"))
     metrics.pop("history", None)
-    click.echo(f"version   {meta['version']}" + ("  (in use)" if meta["version"] == registry.current_version() else ""))
-    click.echo(f"file      {path}")
-    for key in ("created", "parent", "classes", "backbone_origin", "footsort_version"):
-        click.echo(f"{key:<10}{meta[key] if not isinstance(meta[key], (list, tuple)) else ', '.join(meta[key])}")
-    click.echo(f"data      {json.dumps(meta['data'])}")
-    click.echo(f"metrics   {json.dumps(metrics)}")
-    click.echo(f"recipe    {json.dumps(meta['recipe'])}")
+    in_use = meta["version"] == registry.current_version()
+    rows = {"version": meta["version"] + ("  (in use)" if in_use else ""), "file": str(path),
+            **{k: ", ".join(meta[k]) if isinstance(meta[k], (list, tuple)) else meta[k]
+               for k in ("created", "parent", "classes", "backbone_origin", "footsort_version")},
+            "data": json.dumps(meta["data"]), "metrics": json.dumps(metrics), "recipe": json.dumps(meta["recipe"])}
+    for key, value in rows.items():
+        click.echo(f"{key:<18}{value}")
 
 
 @models.command("use")
