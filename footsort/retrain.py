@@ -329,12 +329,11 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
                   candidate.cpu(), None, seconds, getattr(cache, "hits", 0), getattr(cache, "misses", 0), skipped)
 
 
-def finish(result: Result, host: object | None = None, dry_run: bool = False) -> Result:
-    """Store the candidate (when promoted or kept), make it the model in use when promoted, tell plugins."""
+def finish(result: Result, host: object | None = None, keep: bool = False, dry_run: bool = False) -> Result:
+    """Store the candidate (when promoted, or always with `keep`), make it the model in use when promoted, tell plugins."""
     from footsort import events, registry
 
-    keep = result.verdict.promote or bool(result.meta.recipe.get("retrain", {}).get("keep"))
-    if dry_run or not keep:
+    if dry_run or not (result.verdict.promote or keep):
         return result
     path = registry.add_version(result.model, result.meta)
     if result.verdict.promote:

@@ -52,6 +52,15 @@ def test_every_command_has_help_with_an_example() -> None:
         assert result.exit_code == 0 and "Example" in result.output, name
 
 
+def test_help_and_listing_need_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, footsort.cli, footsort.corrections, footsort.hashes, footsort.reloading; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
 def test_corrections_lists_moves_and_hand_added_photos(sorted_inbox: Path) -> None:
     inbox = sorted_inbox
     (inbox / "tsinelas/red.jpg").rename(inbox / "sapatos/red.jpg")

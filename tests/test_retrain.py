@@ -184,8 +184,7 @@ def test_a_rejected_candidate_is_not_stored_unless_kept(tmp_path: Path, in_use: 
     host = RecordingHost()
     assert finish(rejected, host).path is None
     assert [m.version for _, m in registry.list_versions()] == [in_use] and host.events == []
-    kept_meta = replace(result.meta, recipe={**result.meta.recipe, "retrain": {"keep": True}})
-    kept = finish(replace(rejected, meta=kept_meta), host)
+    kept = finish(rejected, host, keep=True)
     assert kept.path is not None and registry.current_version() == in_use and host.events == []
 
 

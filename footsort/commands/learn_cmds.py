@@ -32,14 +32,14 @@ def _host(cfg):
 
 
 def _classes(cfg) -> tuple[str, ...]:
-    """The classes of the model in use (read from its file's metadata: no torch)."""
+    """The classes of the model in use, from the model versions (read from its file's metadata: no torch)."""
     from footsort import registry
     from footsort.checkpoint import read_metadata
     from footsort.pipeline import TEST_CLASSIFIER_ENV, load_classifier
 
     if os.environ.get(TEST_CLASSIFIER_ENV):
         return tuple(load_classifier(cfg).classes)
-    return tuple(read_metadata(Path(cfg.model.path).expanduser() if cfg.model.path else registry.in_use_path()).classes)
+    return tuple(read_metadata(registry.in_use_path()).classes)
 
 
 def _roots(libraries: Sequence[Path], cfg, history) -> list[Path]:
@@ -161,6 +161,9 @@ def retrain(libraries: tuple[Path, ...], data_dir: Path | None, device: str | No
 
     cfg = _config(device)
     classes = _classes(cfg)
+    if cfg.model.path:
+        click.echo(f"note: [model] path pins {cfg.model.path}; retrain starts from and promotes into the model "
+                   "versions (`footsort models list`), which commands use only once that setting is cleared", err=True)
     history = corrections.read_history()
     findings = _find(libraries, cfg, classes, history)
     options = Options(cache=not no_cache, **knobs)
@@ -228,7 +231,7 @@ def _run_retrain(plan, options, cfg, findings) -> None:
     try:
         corrections.announce(findings.corrections, host)
         result = run(plan, options, device=cfg.model.device, cache=cache, log=log)
-        result = finish(result, host)
+        result = finish(result, host, keep=options.keep)
     finally:
         host.close()
     if cache is not None:
