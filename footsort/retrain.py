@@ -200,9 +200,11 @@ def repeats(items: Sequence[TrainItem], correction_weight: int, balance: bool, s
     return counts
 
 
-def verdict(candidate: float, current: float, n_val: int, force: bool) -> Verdict:
+def verdict(candidate: float, current: float, n_val: int, force: bool, interrupted: bool = False) -> Verdict:
     """Promote when the candidate's held-out accuracy is at least the current model's (or when forced)."""
     numbers = f"candidate {candidate:.4f} vs current {current:.4f} on {n_val} held-out images"
+    if interrupted and not force:
+        return Verdict(False, f"interrupted: nothing promoted ({numbers}); run it again, or --force")
     if n_val < MIN_VALIDATION:
         if force:
             return Verdict(True, f"--force: promoted without a real comparison (only {n_val} held-out images)")
@@ -218,6 +220,23 @@ def verdict(candidate: float, current: float, n_val: int, force: bool) -> Verdic
 
 
 # -- the work ---------------------------------------------------------------------------------------------
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def training_rows(plan: Plan, options: Options, unreadable: set[int] = frozenset()) -> tuple[list[int], list[str]]:
+    """Feature rows (`views` per photo, photo i at rows i*views...) to train on, repeats included, and their labels."""
+    usable = [(i, it) for i, it in enumerate(plan.train) if i not in unreadable]
+    counts = repeats([it for _, it in usable], options.correction_weight, options.balance, options.seed)
+    rows: list[int] = []
+    labels: list[str] = []
+    for (i, it), n in zip(usable, counts):
+        for _ in range(n):
+            rows.extend(range(i * options.views, (i + 1) * options.views))
+            labels.extend([it.label] * options.views)
+    return rows, labels
+
 
 def _accuracy(logits: Any, labels: Any, mask: Any | None = None) -> float | None:
     hit = logits.argmax(1).cpu() == labels.cpu()
@@ -264,23 +283,12 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
     bad_val = {i - n_train for i in bad if i >= n_train}
     seconds = {"features": time.perf_counter() - t_feat}
 
-    # an image with any unreadable view is left out whole
-    bad_images = {i // max(1, options.views) for i in bad_train}
-    usable = [it for i, it in enumerate(plan.train) if i not in bad_images]
-    counts = iter(repeats(usable, options.correction_weight, options.balance, options.seed))
-    rows: list[int] = []
-    labels: list[int] = []
-    for i, it in enumerate(plan.train):
-        if i in bad_images:
-            continue
-        for _ in range(next(counts)):
-            rows.extend(range(i * options.views, (i + 1) * options.views))
-            labels.extend([index[it.label]] * options.views)
+    rows, labels = training_rows(plan, options, {i // max(1, options.views) for i in bad_train})
     if not rows:
         raise FootsortError("none of the training images could be read")
     keep_val = [i for i in range(len(plan.validation)) if i not in bad_val]
     x_train = train_feats[torch.tensor(rows)].to(dev)
-    y_train = torch.tensor(labels).to(dev)
+    y_train = torch.tensor([index[c] for c in labels]).to(dev)
     x_val = val_feats[torch.tensor(keep_val, dtype=torch.long)].to(dev) if keep_val else None
     y_val = torch.tensor([index[plan.validation[i].label] for i in keep_val], dtype=torch.long)
     is_corr = torch.tensor([plan.validation[i].kind == "correction" for i in keep_val], dtype=torch.bool)
@@ -309,8 +317,9 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
         if n_val >= MIN_CALIBRATION and errors:  # with no mistakes the fit would only push T to its floor
             temperature = fit_temperature(cand_logits, y_val)
     candidate.temperature.fill_(temperature)
-    decision = verdict(cand_acc or 0.0, cur_acc or 0.0, n_val, options.force)
+    decision = verdict(cand_acc or 0.0, cur_acc or 0.0, n_val, options.force, history.interrupted)
 
+    bad_images = {i // max(1, options.views) for i in bad_train}
     skipped = tuple(sorted({plan.train[i].path for i in bad_images} | {plan.validation[i].path for i in bad_val}))
     opts = asdict(options)
     new = checkpoint.ModelVersion(
@@ -318,8 +327,8 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
         preprocess=dict(meta.preprocess), temperature=temperature,
         recipe={**meta.recipe, "retrain": opts},
         data={**plan.summary(), "skipped_unreadable": len(skipped)},
-        metrics={"val_accuracy": cand_acc, "parent_val_accuracy": cur_acc, "validation_n": n_val,
-                 "corrections_val_accuracy": cand_corr, "parent_corrections_val_accuracy": cur_corr,
+        metrics={"val_accuracy": _r(cand_acc), "parent_val_accuracy": _r(cur_acc), "validation_n": n_val,
+                 "corrections_val_accuracy": _r(cand_corr), "parent_corrections_val_accuracy": _r(cur_corr),
                  "promoted": decision.promote, "reason": decision.reason,
                  "history": [e.__dict__ for e in history.history], "interrupted": history.interrupted},
         parent=meta.version, created=checkpoint.now_iso(), footsort_version=__version__,

@@ -12,7 +12,8 @@ from fakes import RecordingHost
 from footsort import checkpoint, registry
 from footsort.corrections import Correction, Findings, LabelledExample
 from footsort.feature_cache import FeatureCache
-from footsort.retrain import NothingToLearn, Options, TrainItem, finish, make_plan, repeats, retrain, verdict
+from footsort.retrain import (NothingToLearn, Options, TrainItem, finish, make_plan, repeats, retrain,
+                              training_rows, verdict)
 from footsort.sorter import file_hash
 from tests.helpers_learn import eager_extract, one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model
@@ -85,6 +86,22 @@ def test_verdict(cand: float, cur: float, n: int, force: bool, promote: bool, wo
     assert v.promote is promote and words in v.reason
     if n >= 2:
         assert f"{cand:.4f}" in v.reason and f"{cur:.4f}" in v.reason
+
+
+def test_an_interrupted_retrain_is_not_promoted_unless_forced() -> None:
+    assert not verdict(0.9, 0.5, 50, False, interrupted=True).promote
+    assert verdict(0.9, 0.5, 50, True, interrupted=True).promote
+
+
+def test_training_rows_repeat_whole_photos_and_skip_unreadable_ones() -> None:
+    items = (TrainItem(Path("c"), "c", "sapatos", "correction"), TrainItem(Path("e"), "e", "tsinelas", "example"),
+             TrainItem(Path("x"), "x", "tsinelas", "example"))
+    plan = make_plan(Findings(), CLASSES, Options(val_split=0), items)
+    order = [it.content for it in plan.train]
+    rows, labels = training_rows(plan, Options(views=2, correction_weight=2, balance=False), {order.index("x")})
+    c, e = order.index("c"), order.index("e")
+    assert sorted(rows) == sorted([2 * c, 2 * c + 1] * 2 + [2 * e, 2 * e + 1])
+    assert labels.count("sapatos") == 4 and labels.count("tsinelas") == 2
 
 
 # -- fine-tuning the model in use -------------------------------------------------------------------------
