@@ -74,3 +74,28 @@ def paper_train_transform(spec: Preprocess) -> Callable[[Image.Image], Any]:
         T.ToTensor(),
         T.Normalize(spec.mean, spec.std),
     ])
+
+
+def mild_train_transform(spec: Preprocess) -> Callable[[Image.Image], Any]:
+    """Augmentation that keeps the whole shoe in view: the toe decides the class, so crops stay large."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.Lambda(lambda im: fit_image(im, spec.size, spec.fit)),
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.RandomAffine(15, translate=(0.08, 0.08), scale=(0.8, 1.1), fill=124)], p=0.7),
+        T.RandomResizedCrop(spec.size, scale=(0.55, 1.0), ratio=(0.8, 1.25)),
+        T.RandomApply([T.ColorJitter(0.3, 0.3, 0.3, 0.03)], p=0.6),
+        T.RandomGrayscale(0.05),
+        T.ToTensor(),
+        T.Normalize(spec.mean, spec.std),
+    ])
+
+
+def train_transform(spec: Preprocess, augment: str) -> Callable[[Image.Image], Any]:
+    """The training augmentation named `augment` ('paper' or 'mild')."""
+    if augment == "mild":
+        return mild_train_transform(spec)
+    if augment == "paper":
+        return paper_train_transform(spec)
+    raise ValueError(f"unknown augmentation {augment!r} (choose paper or mild)")

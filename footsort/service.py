@@ -21,7 +21,6 @@ from footsort.errors import FootsortError
 
 UNIT_NAME = "footsort.service"
 LAUNCHD_LABEL = "local.footsort"
-TEMPLATES = Path(__file__).resolve().parent.parent / "service"
 PASS_THROUGH_ENV = ("FOOTSORT_HOME", "FOOTSORT_CONFIG")  # where the config lives, so the service uses the same one
 # places macOS protects with TCC: an agent watching them needs Full Disk Access
 PROTECTED_MAC_DIRS = ("Desktop", "Documents", "Downloads", "Library/Mobile Documents")
@@ -133,11 +132,12 @@ def systemd_quote(arg: str) -> str:
 
 
 def _template(name: str) -> Template:
-    path = TEMPLATES / name
+    from importlib import resources
+
     try:
-        return Template(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FootsortError(f"service template {path} is missing; reinstall footsort") from None
+        return Template(resources.files("footsort.service_templates").joinpath(name).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ModuleNotFoundError):
+        raise FootsortError(f"service template {name} is missing; reinstall footsort") from None
 
 
 def render_unit(spec: ServiceSpec) -> str:

@@ -24,7 +24,7 @@ from torch import nn
 from footsort.datasets import LabelledSet
 from footsort.imaging import load_rgb
 from footsort.model import Architecture, FootwearNet, Preset, load_backbone_weights
-from footsort.presets import Fit, Preprocess, eval_transform, paper_train_transform
+from footsort.presets import Fit, Preprocess, eval_transform, train_transform
 
 Mode = Literal["paper", "cached"]
 
@@ -45,6 +45,7 @@ class Recipe:
     mode: Mode = "paper"
     views: int = 4  # cached mode: augmented views per image
     synth: float = 0.0  # cached mode: share of views that are synthetic household scenes
+    augment: str = "paper"  # paper: the paper's transforms; mild: large crops (cached mode: view 0 is the clean image)
     finetune_backbone: int = 0  # unfreeze the last N backbone stages after the head trains
     finetune_epochs: int = 2
     finetune_lr: float = 1e-5
@@ -127,7 +128,8 @@ def train_views(data: LabelledSet, recipe: Recipe) -> tuple[list[Callable[[], to
     from footsort.synth import household_view
 
     spec = recipe.preprocess()
-    aug = paper_train_transform(spec)
+    aug = train_transform(spec, recipe.augment)
+    clean = eval_transform(spec)
     to_tensor = eval_transform(Preprocess(size=spec.size, fit="squash"))
     makers: list[Callable[[], torch.Tensor]] = []
     labels: list[int] = []
@@ -135,11 +137,14 @@ def train_views(data: LabelledSet, recipe: Recipe) -> tuple[list[Callable[[], to
         for v in range(recipe.views):
             rng = random.Random(hash((recipe.seed, i, v)))
             synth = rng.random() < recipe.synth
+            kind = "clean" if recipe.augment == "mild" and v == 0 else "synth" if synth else "aug"
 
-            def make(path=s.path, rng=rng, synth=synth) -> torch.Tensor:
-                torch.manual_seed(rng.randrange(2**31))
+            def make(path=s.path, seed=rng.randrange(2**31), kind=kind) -> torch.Tensor:
+                torch.manual_seed(seed)  # each view is the same every time it is made
                 img = _load(path, spec.size)
-                return to_tensor(household_view(img, rng, spec.size)) if synth else aug(img)
+                if kind == "synth":
+                    return to_tensor(household_view(img, random.Random(seed), spec.size))
+                return clean(img) if kind == "clean" else aug(img)
 
             makers.append(make)
             labels.append(s.label)
@@ -190,7 +195,7 @@ def train(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | Non
         feats = extract_features(model, makers, spec.size, desc=f"train features x{recipe.views} views")
         result = train_on_features(model, feats, torch.tensor(labels), recipe.views, val_feats, val_labels, recipe, log)
     else:
-        aug = paper_train_transform(spec)
+        aug = train_transform(spec, recipe.augment)
         train_labels = torch.tensor([s.label for s in train_set.samples])
 
         def forward(b: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,7 +278,7 @@ def _finetune_backbone(model: FootwearNet, train_set: LabelledSet, val_set: Labe
                        result: TrainResult, log: Callable[[EpochLog], None]) -> None:
     """The opt-in second phase: unfreeze the last N backbone stages at a lower learning rate (BN stays frozen)."""
     spec = recipe.preprocess()
-    aug = paper_train_transform(spec)
+    aug = train_transform(spec, recipe.augment)
     backbone_params = model.unfreeze_last_stages(recipe.finetune_backbone)
     opt = torch.optim.Adam([
         {"params": backbone_params, "lr": recipe.finetune_lr},

@@ -115,6 +115,8 @@ def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bo
 @click.option("--views", type=int, default=4, show_default=True, help="cached mode: augmented views per image.")
 @click.option("--synth", type=float, default=0.0, show_default=True,
               help="cached mode: share of views that are synthetic household scenes (for white-background photos).")
+@click.option("--augment", type=click.Choice(["paper", "mild"]), default="paper", show_default=True,
+              help="paper: the paper's transforms; mild: large crops, colour jitter (cached mode: one clean view per image).")
 @click.option("--finetune-backbone", type=int, default=0, show_default=True,
               help="After the head trains, unfreeze the last N backbone stages at --finetune-lr.")
 @click.option("--finetune-epochs", type=int, default=2, show_default=True)
@@ -134,7 +136,7 @@ def train(data_dir: Path, val_dir: Path | None, val_split: float, output: Path |
       footsort train ~/footwear --val-split 0.2 --backbone-weights mobilenet_v2.pth
     Example (fast: cached features, lite blocks, 224 px, bigger batches):
       footsort train ~/footwear --val-split 0.2 --mode cached --preset lite \\
-          --image-size 224 --batch-size 64 --lr 1e-3 --epochs 12 --synth 0.5 --use
+          --image-size 224 --fit pad --batch-size 64 --lr 1e-3 --epochs 8 --augment mild --synth 0.25 --use
     """
     from footsort import config, training
     from footsort.trainer import Recipe

@@ -1,0 +1,1 @@
+"""The systemd unit and launchd agent templates (installed as footsort.service_templates)."""
