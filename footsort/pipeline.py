@@ -156,8 +156,12 @@ def _chunks(loaded: Iterator[Loaded], size: int) -> Iterator[list[Loaded]]:
 TEST_CLASSIFIER_ENV = "FOOTSORT_TEST_CLASSIFIER"  # "module:Class", tests only: a fake model without torch
 
 
-def load_classifier(cfg: Config, model_path: Path | None = None) -> ImageClassifier:
-    """The one place commands get their classifier: --model, else [model] path, else the model in use."""
+def load_classifier(cfg: Config, model_path: Path | None = None, fuse: str = "now") -> ImageClassifier:
+    """The one place commands get their classifier: --model, else [model] path, else the model in use.
+
+    `fuse` (CPU only): "now" fuses the graph before the first image (pays off over a few hundred
+    photos), "background" starts at once and switches to the fused graph when ready, "never" stays eager.
+    """
     spec = os.environ.get(TEST_CLASSIFIER_ENV)
     if spec:  # test hook: lets subprocess tests run the real CLI with a fake model
         import importlib
@@ -166,7 +170,7 @@ def load_classifier(cfg: Config, model_path: Path | None = None) -> ImageClassif
         return getattr(importlib.import_module(module), name)()
     from footsort.classifier import Classifier
 
-    return Classifier.load(model_path or cfg.model.path or None, device=cfg.model.device)
+    return Classifier.load(model_path or cfg.model.path or None, device=cfg.model.device, fuse=fuse)  # type: ignore[arg-type]
 
 
 def as_provider(source: object) -> Callable[[], ImageClassifier]:

@@ -95,4 +95,4 @@ def follow_in_use(classifier: ImageClassifier, cfg: Any, model_path: Path | None
         return classifier
     from footsort.pipeline import load_classifier
 
-    return ReloadingClassifier(lambda: load_classifier(cfg), initial=classifier)
+    return ReloadingClassifier(lambda: load_classifier(cfg, fuse="background"), initial=classifier)

@@ -108,7 +108,7 @@ def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | Non
 
     cfg = _config(threshold, output, recursive, device, poll=poll, settle_seconds=settle)
     folders = _folders(inboxes, "inbox")
-    classifier = follow_in_use(load_classifier(cfg, model_path), cfg, model_path)  # hot reload unless pinned
+    classifier = follow_in_use(load_classifier(cfg, model_path, fuse="background"), cfg, model_path)  # hot reload unless pinned
     journal = _open_journal(dry_run)
     host = _host(cfg)
     stop = threading.Event()
@@ -166,7 +166,7 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
     from footsort.sorter import Sorter
 
     cfg = _config(threshold, output, recursive, device)
-    classifier = load_classifier(cfg, model_path)
+    classifier = load_classifier(cfg, model_path, fuse="background")
     classes = classifier.classes
     items, skipped = _collect(paths, lambda inbox: layout_for(inbox, cfg, classes), cfg.sort.recursive)
     for path, reason in skipped:
