@@ -25,7 +25,7 @@ from footsort.errors import UnreadableImage
 from footsort.presets import Preprocess
 
 FORMAT = 1
-AUGMENT_VERSION = "paper-v1"  # bump when presets.paper_train_transform or synth.household_view change
+AUGMENT_VERSION = "v1"  # bump when presets' train transforms or synth.household_view change
 DEFAULT_MAX_BYTES = 2 << 30
 
 
@@ -36,6 +36,7 @@ class View:
     index: int = -1
     seed: int = 0
     synth: float = 0.0  # share of augmented views drawn as synthetic household scenes
+    augment: str = "paper"  # presets.train_transform name; "mild" makes view 0 the clean image
 
     @property
     def augmented(self) -> bool:
@@ -46,15 +47,15 @@ class View:
         """The view's part of a cache key."""
         if not self.augmented:
             return "eval"
-        return f"{AUGMENT_VERSION}-seed{self.seed}-synth{self.synth:g}-view{self.index}"
+        return f"{self.augment}-{AUGMENT_VERSION}-seed{self.seed}-synth{self.synth:g}-view{self.index}"
 
 
 EVAL = View()
 
 
-def augmented_views(count: int, seed: int = 0, synth: float = 0.0) -> tuple[View, ...]:
+def augmented_views(count: int, seed: int = 0, synth: float = 0.0, augment: str = "paper") -> tuple[View, ...]:
     """The first `count` augmented views."""
-    return tuple(View(i, seed, synth) for i in range(count))
+    return tuple(View(i, seed, synth, augment) for i in range(count))
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,10 @@ def view_input(path: Path, content: str, view: View, spec: Preprocess) -> Any:
     import torch
 
     from footsort.imaging import load_rgb
-    from footsort.presets import eval_transform, paper_train_transform
+    from footsort.presets import eval_transform, train_transform
 
     img = load_rgb(path, min_side=spec.size)
-    if not view.augmented:
+    if not view.augmented or (view.augment == "mild" and view.index == 0):
         return eval_transform(spec)(img)
     rng = random.Random(f"{content}:{view.seed}:{view.index}")
     synthetic = rng.random() < view.synth
@@ -104,7 +105,7 @@ def view_input(path: Path, content: str, view: View, spec: Preprocess) -> Any:
         from footsort.synth import household_view
 
         return eval_transform(Preprocess(size=spec.size, fit="squash"))(household_view(img, rng, spec.size))
-    return paper_train_transform(spec)(img)
+    return train_transform(spec, view.augment)(img)
 
 
 class FeatureCache:

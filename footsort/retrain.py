@@ -35,7 +35,7 @@ class Options:
     batch_size: int = 32
     lr: float = 3e-4
     weight_decay: float = 0.0
-    views: int = 4  # augmented views per training image (paper augmentations)
+    views: int = 4  # augmented views per training image (the model's own augmentation recipe)
     synth: float = 0.0  # share of views drawn as synthetic household scenes
     correction_weight: int = 3  # each correction is trained on this many times per epoch
     balance: bool = True  # then repeat photos of the lighter classes so every class weighs the same
@@ -269,7 +269,7 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
     dev = resolve_device(device)
     model.to(dev).eval()
     spec = Preprocess.from_dict(meta.preprocess)
-    views = augmented_views(options.views, options.seed, options.synth)
+    views = augmented_views(options.views, options.seed, options.synth, str(meta.recipe.get("augment", "paper")))
     index = {c: i for i, c in enumerate(plan.classes)}
 
     train_req = [Request(it.path, it.content, v) for it in plan.train for v in views]

@@ -124,7 +124,7 @@ def extract_features(model: FootwearNet, images: Sequence[Callable[[], torch.Ten
 
 
 def train_views(data: LabelledSet, recipe: Recipe) -> tuple[list[Callable[[], torch.Tensor]], list[int]]:
-    """`views` augmented input makers per image (paper augmentations, some synthetic household scenes)."""
+    """`views` augmented input makers per image (the recipe's augmentation, some synthetic household scenes)."""
     from footsort.synth import household_view
 
     spec = recipe.preprocess()

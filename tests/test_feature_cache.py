@@ -82,6 +82,14 @@ def test_views_are_seeded_by_content_not_by_position(tmp_path: Path) -> None:
     assert a.shape == (3, 64, 64)
 
 
+def test_mild_views_start_clean_and_are_keyed_apart_from_paper_views(tmp_path: Path) -> None:
+    img = write_image(tmp_path / "a.jpg", RED, 1)
+    mild = augmented_views(2, augment="mild")
+    assert torch.equal(view_input(img, "h", mild[0], SPEC), view_input(img, "h", EVAL, SPEC))
+    assert not torch.equal(view_input(img, "h", mild[1], SPEC), view_input(img, "h", EVAL, SPEC))
+    assert mild[1].key() != augmented_views(2)[1].key()
+
+
 def test_backbone_digest_follows_the_weights(model) -> None:
     before = backbone_digest(model)
     assert before == backbone_digest(model)

@@ -125,7 +125,7 @@ def corrections_cmd(libraries: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--lr", type=float, default=3e-4, show_default=True, help="Adam learning rate.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--views", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Augmented views per image (paper augmentations), each computed once and cached.")
+              help="Augmented views per image (the model's own augmentation recipe), each computed once and cached.")
 @click.option("--synth", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of views drawn as synthetic household scenes (for white-background photos).")
 @click.option("--correction-weight", type=click.IntRange(min=1), default=3, show_default=True,
