@@ -62,6 +62,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=REPO / "footsort" / "data" / "default.safetensors")
     ap.add_argument("--cache", type=Path, default=REPO / ".bench-out" / "default_features.pt")
+    ap.add_argument("--tune-stages", type=int, default=0,
+                    help="also train the last N backbone stages (their input is cached instead of the final features)")
+    ap.add_argument("--tune-lr", type=float, default=1e-4, help="learning rate of the tuned backbone stages")
     ap.add_argument("--street-repeat", type=int, default=2, help="street images count this many times per epoch")
     ap.add_argument("--variants", default="all,no-street,no-dev,no-boots")
     ap.add_argument("--curves", default="all", help="variants whose per-epoch validation scores are printed")
@@ -79,6 +82,9 @@ def main() -> None:
                   batch_size=args.batch_size, lr=args.lr, views=args.views, seed=0, augment=args.augment,
                   weight_decay=args.weight_decay, label_smoothing=args.label_smoothing)
     model, origin = make_model(CLASSES, base, weights)
+    split = len(model.backbone) - args.tune_stages if args.tune_stages else None
+    if split is not None:
+        args.cache = args.cache.with_name(f"mid{split}_{args.cache.name}")
     t0 = time.perf_counter()
     if args.cache.exists():
         F = torch.load(args.cache, weights_only=True)
@@ -86,14 +92,14 @@ def main() -> None:
     else:
         F = {}
         mk, lb = train_views(dev_tr, replace(base, synth=args.synth))
-        F["dev_tr"], F["dev_tr_y"] = extract_features(model, mk, args.size, desc="dev train views"), torch.tensor(lb)
+        F["dev_tr"], F["dev_tr_y"] = extract_features(model, mk, args.size, desc="dev train views", stop=split), torch.tensor(lb)
         mk, lb = train_views(st_tr, replace(base, synth=0.0))
-        F["st_tr"], F["st_tr_y"] = extract_features(model, mk, args.size, desc="street train views"), torch.tensor(lb)
+        F["st_tr"], F["st_tr_y"] = extract_features(model, mk, args.size, desc="street train views", stop=split), torch.tensor(lb)
         for fit in ("crop", "pad", "squash"):
             spec = Preprocess(size=args.size, fit=fit)
-            F[f"dev_va_{fit}"] = extract_features(model, eval_inputs(dev_va, spec), args.size)
-            F[f"st_va_{fit}"] = extract_features(model, eval_inputs(st_va, spec), args.size)
-        F["dev_va_house"] = extract_features(model, household_eval_inputs(dev_va, args.size), args.size)
+            F[f"dev_va_{fit}"] = extract_features(model, eval_inputs(dev_va, spec), args.size, stop=split)
+            F[f"st_va_{fit}"] = extract_features(model, eval_inputs(st_va, spec), args.size, stop=split)
+        F["dev_va_house"] = extract_features(model, household_eval_inputs(dev_va, args.size), args.size, stop=split)
         F["dev_va_y"] = torch.tensor([s.label for s in dev_va.samples])
         F["st_va_y"] = torch.tensor([s.label for s in st_va.samples])
         F["dev_tr_boot"] = torch.tensor([s.path.name.startswith("boot_") for s in dev_tr.samples for _ in range(args.views)])
@@ -105,6 +111,18 @@ def main() -> None:
 
     V = args.views
     fits = ("crop", "pad", "squash")
+
+    def logits_of(m, feats):
+        if split is None:
+            return head_logits(m, feats)
+        m.eval()
+        with torch.inference_mode():
+            return torch.cat([m.forward_head(m.backbone[split:](feats[i:i + 128].float())) for i in range(0, len(feats), 128)])
+
+    def _acc(m, feats, labels) -> float:
+        if len(labels) == 0:
+            return float("nan")
+        return float((logits_of(m, feats).argmax(1) == labels).float().mean())
 
     def evaluate(m) -> dict:
         out = {}
@@ -137,7 +155,10 @@ def main() -> None:
             print(f"  [{variant}] epoch {e.epoch}: train {e.train_acc:.3f} ({e.seconds:.0f} s) "
                   + " ".join(f"{k} {v:.3f}" for k, v in ev.items()), flush=True)
 
-        train_on_features(m, X, Y, V, None, None, base, log=log)
+        if split is None:
+            train_on_features(m, X, Y, V, None, None, base, log=log)
+        else:
+            train_tuned(m, X, Y, V, base, args.tune_stages, args.tune_lr, log)
         results[variant] = {"n_train_images": len(Y) // V, "seconds": round(time.perf_counter() - t1, 1), **evaluate(m)}
         print(variant, json.dumps(results[variant]))
         if variant == "all":
@@ -149,8 +170,8 @@ def main() -> None:
     # choose the eval fit on the validation splits, then calibrate on them
     r = results["all"]
     fit = max(fits, key=lambda f: r[f"dev_{f}"] + r[f"street_{f}"])
-    logits = torch.cat([head_logits(final, F[f"dev_va_{fit}"]), head_logits(final, F[f"st_va_{fit}"]),
-                        head_logits(final, F["dev_va_house"])])
+    logits = torch.cat([logits_of(final, F[f"dev_va_{fit}"]), logits_of(final, F[f"st_va_{fit}"]),
+                        logits_of(final, F["dev_va_house"])])
     labels = torch.cat([F["dev_va_y"], F["st_va_y"], F["dev_va_y"]])
     temperature = fit_temperature(logits, labels)
     final.temperature.fill_(temperature)
@@ -165,7 +186,7 @@ def main() -> None:
     meta = checkpoint.ModelVersion(
         version="default-" + checkpoint.new_version_id()[:8], classes=CLASSES,
         arch=dict(final.arch.__dict__), preprocess=Preprocess(size=args.size, fit=fit).to_dict(),
-        temperature=temperature, recipe={**recipe_dict(base), "synth_share_dev": args.synth, "street_repeat": args.street_repeat, "fit": fit},
+        temperature=temperature, recipe={**recipe_dict(base), "synth_share_dev": args.synth, "tuned_backbone_stages": args.tune_stages, "tune_lr": args.tune_lr, "street_repeat": args.street_repeat, "fit": fit},
         data={"train": {"footwear-dev": dev_tr.counts(), "footwear-street": st_tr.counts()},
               "validation": {"footwear-dev": dev_va.counts(), "footwear-street": st_va.counts()}},
         metrics={"validation": {k: round(v, 4) for k, v in results["all"].items() if isinstance(v, float)},
@@ -177,10 +198,37 @@ def main() -> None:
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
 
 
-def _acc(model, feats, labels) -> float:
-    if len(labels) == 0:
-        return float("nan")
-    return float((head_logits(model, feats).argmax(1) == labels).float().mean())
+def train_tuned(m, X, Y, views: int, recipe: Recipe, stages: int, tune_lr: float, log) -> None:
+    """Train the last `stages` backbone stages (BatchNorm frozen) with the blocks and head, on their cached input."""
+    from footsort.trainer import EpochLog
+
+    split = len(m.backbone) - stages
+    tail = m.backbone[split:]
+    tail_params = m.unfreeze_last_stages(stages)
+    opt = torch.optim.Adam([{"params": tail_params, "lr": tune_lr},
+                            {"params": list(m.blocks.parameters()) + list(m.head.parameters()), "lr": recipe.lr}],
+                           weight_decay=recipe.weight_decay)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    rng = random.Random(recipe.seed)
+    per_image = len(Y) // views
+    for epoch in range(1, recipe.epochs + 1):
+        e0 = time.perf_counter()
+        m.train()
+        idx = [i * views + rng.randrange(views) for i in range(per_image)]
+        rng.shuffle(idx)
+        correct = total = 0.0
+        for i in range(0, len(idx), recipe.batch_size):
+            b = idx[i:i + recipe.batch_size]
+            logits = m.forward_head(tail(X[b].float()))
+            loss = loss_fn(logits, Y[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            correct += float((logits.argmax(1) == Y[b]).sum())
+            total += float(loss.detach()) * len(b)
+        log(EpochLog(epoch, total / len(idx), correct / len(idx), None, None, time.perf_counter() - e0))
+    m.freeze_backbone()
+    m.eval()
 
 
 if __name__ == "__main__":

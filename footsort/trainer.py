@@ -90,9 +90,9 @@ def make_model(classes: Sequence[str], recipe: Recipe, backbone_weights: str | N
     return model, origin
 
 
-def fast_backbone(model: FootwearNet, size: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The frozen backbone, TorchScript-fused on CPU (about 3x faster), for feature extraction."""
-    backbone = model.backbone.eval()
+def fast_backbone(model: FootwearNet, size: int, stop: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The frozen backbone (its first `stop` stages if given), TorchScript-fused on CPU (about 3x faster)."""
+    backbone = model.backbone.eval() if stop is None else model.backbone[:stop].eval()
     if next(backbone.parameters()).device.type != "cpu":
         return backbone
     try:
@@ -109,11 +109,11 @@ def _load(path, size: int) -> Image.Image:
 
 
 def extract_features(model: FootwearNet, images: Sequence[Callable[[], torch.Tensor]], size: int,
-                     batch: int = 32, desc: str = "features") -> torch.Tensor:
-    """Run the frozen backbone once over lazily produced input tensors; returns fp16 feature maps."""
+                     batch: int = 32, desc: str = "features", stop: int | None = None) -> torch.Tensor:
+    """Run the frozen backbone (or its first `stop` stages) once over lazily made inputs; fp16 feature maps."""
     from tqdm import tqdm
 
-    run = fast_backbone(model, size)
+    run = fast_backbone(model, size, stop)
     device = next(model.parameters()).device
     out: list[torch.Tensor] = []
     with torch.inference_mode():
