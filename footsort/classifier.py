@@ -73,11 +73,20 @@ class Classifier:
         self._eager = model.to(memory_format=torch.channels_last) if self.device.type == "cpu" else model
         self._net: torch.nn.Module = _fuse_for_cpu(model, self.input_size) if fuse == "now" else self._eager
         self.fused = threading.Event()
+        self._fusing: threading.Thread | None = None
         if fuse == "now":
             self.fused.set()
-        elif fuse == "background":  # start labelling at once (eager); switch to the fused graph when ready
-            threading.Thread(target=self._fuse_later, name="footsort-fuse", daemon=True).start()
+        elif fuse == "background":
+            self.fuse_in_background()
         self._transform = eval_transform(self.preprocess)
+
+    def fuse_in_background(self) -> None:
+        """Keep labelling with the eager graph and switch to the fused one when it is ready (CPU only)."""
+        if self.fused.is_set() or self._fusing is not None or self.device.type != "cpu":
+            return
+        # not a daemon thread: the interpreter waits for it at exit instead of killing it inside TorchScript
+        self._fusing = threading.Thread(target=self._fuse_later, name="footsort-fuse")
+        self._fusing.start()
 
     def _fuse_later(self) -> None:
         fused = _fuse_for_cpu(copy.deepcopy(self._eager).to(memory_format=torch.contiguous_format), self.input_size)

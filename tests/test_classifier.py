@@ -33,3 +33,17 @@ def test_never_stays_eager() -> None:
     model = tiny_model()
     clf = Classifier(model, tiny_meta(model), device="cpu", fuse="never")
     assert not clf.fused.is_set() and not isinstance(clf._net, torch.jit.ScriptModule)
+
+
+def test_a_process_that_exits_while_fusing_exits_cleanly() -> None:
+    """The fuse thread is waited for at exit, never killed inside TorchScript ('terminate called ...')."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("from tests.helpers_model import tiny_meta, tiny_model\n"
+            "from footsort.classifier import Classifier\n"
+            "m = tiny_model(); Classifier(m, tiny_meta(m), device='cpu', fuse='background')\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "terminate" not in done.stderr, done.stderr

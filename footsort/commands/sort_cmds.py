@@ -16,6 +16,7 @@ import click
 from footsort.errors import FootsortError
 
 DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
+FUSE_FROM = 200  # photos; below this the eager graph finishes sooner than fusing would pay back (bench/bench_sort.py)
 
 
 def _model_options(f):
@@ -166,9 +167,11 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
     from footsort.sorter import Sorter
 
     cfg = _config(threshold, output, recursive, device)
-    classifier = load_classifier(cfg, model_path, fuse="background")
+    classifier = load_classifier(cfg, model_path, fuse="never")
     classes = classifier.classes
     items, skipped = _collect(paths, lambda inbox: layout_for(inbox, cfg, classes), cfg.sort.recursive)
+    if len(items) >= FUSE_FROM:  # fusing costs a few seconds of CPU: worth it only over many photos
+        getattr(classifier, "fuse_in_background", lambda: None)()
     for path, reason in skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     journal = _open_journal(dry_run)
