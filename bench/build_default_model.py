@@ -28,11 +28,10 @@ sys.path.insert(0, str(REPO))
 
 from footsort import checkpoint, __version__  # noqa: E402
 from footsort.datasets import scan, stratified_split  # noqa: E402
-from footsort.metrics import score  # noqa: E402
 from footsort.presets import Preprocess, eval_transform  # noqa: E402
 from footsort.synth import household_view  # noqa: E402
 from footsort.trainer import (Recipe, extract_features, eval_inputs, fit_temperature, head_logits,  # noqa: E402
-                              make_model, recipe_dict, train_on_features, train_views)
+                              make_model, recipe_dict, tail_start, train_on_features, train_views)
 
 SHARED = REPO.parent / "shared"
 CLASSES = ("sapatos", "tsinelas")
@@ -80,9 +79,10 @@ def main() -> None:
 
     base = Recipe(mode="cached", preset="lite", width=args.width, size=args.size, fit=args.fit, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, views=args.views, seed=0, augment=args.augment,
-                  weight_decay=args.weight_decay, label_smoothing=args.label_smoothing)
+                  weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                  finetune_backbone=args.tune_stages, finetune_lr=args.tune_lr)
     model, origin = make_model(CLASSES, base, weights)
-    split = len(model.backbone) - args.tune_stages if args.tune_stages else None
+    split = tail_start(model, base)
     if split is not None:
         args.cache = args.cache.with_name(f"mid{split}_{args.cache.name}")
     t0 = time.perf_counter()
@@ -113,11 +113,7 @@ def main() -> None:
     fits = ("crop", "pad", "squash")
 
     def logits_of(m, feats):
-        if split is None:
-            return head_logits(m, feats)
-        m.eval()
-        with torch.inference_mode():
-            return torch.cat([m.forward_head(m.backbone[split:](feats[i:i + 128].float())) for i in range(0, len(feats), 128)])
+        return head_logits(m, feats, start=split)
 
     def _acc(m, feats, labels) -> float:
         if len(labels) == 0:
@@ -155,10 +151,7 @@ def main() -> None:
             print(f"  [{variant}] epoch {e.epoch}: train {e.train_acc:.3f} ({e.seconds:.0f} s) "
                   + " ".join(f"{k} {v:.3f}" for k, v in ev.items()), flush=True)
 
-        if split is None:
-            train_on_features(m, X, Y, V, None, None, base, log=log)
-        else:
-            train_tuned(m, X, Y, V, base, args.tune_stages, args.tune_lr, log)
+        train_on_features(m, X, Y, V, None, None, base, log=log)
         results[variant] = {"n_train_images": len(Y) // V, "seconds": round(time.perf_counter() - t1, 1), **evaluate(m)}
         print(variant, json.dumps(results[variant]))
         if variant == "all":
@@ -186,7 +179,7 @@ def main() -> None:
     meta = checkpoint.ModelVersion(
         version="default-" + checkpoint.new_version_id()[:8], classes=CLASSES,
         arch=dict(final.arch.__dict__), preprocess=Preprocess(size=args.size, fit=fit).to_dict(),
-        temperature=temperature, recipe={**recipe_dict(base), "synth_share_dev": args.synth, "tuned_backbone_stages": args.tune_stages, "tune_lr": args.tune_lr, "street_repeat": args.street_repeat, "fit": fit},
+        temperature=temperature, recipe={**recipe_dict(base), "synth_share_dev": args.synth, "street_repeat": args.street_repeat, "fit": fit},
         data={"train": {"footwear-dev": dev_tr.counts(), "footwear-street": st_tr.counts()},
               "validation": {"footwear-dev": dev_va.counts(), "footwear-street": st_va.counts()}},
         metrics={"validation": {k: round(v, 4) for k, v in results["all"].items() if isinstance(v, float)},
@@ -196,39 +189,6 @@ def main() -> None:
         "(TensorFlow MobileNetV2 1.0/224 from google-coral/test_data, Apache-2.0)")
     checkpoint.save(final, meta, args.out)
     print(f"saved {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
-
-
-def train_tuned(m, X, Y, views: int, recipe: Recipe, stages: int, tune_lr: float, log) -> None:
-    """Train the last `stages` backbone stages (BatchNorm frozen) with the blocks and head, on their cached input."""
-    from footsort.trainer import EpochLog
-
-    split = len(m.backbone) - stages
-    tail = m.backbone[split:]
-    tail_params = m.unfreeze_last_stages(stages)
-    opt = torch.optim.Adam([{"params": tail_params, "lr": tune_lr},
-                            {"params": list(m.blocks.parameters()) + list(m.head.parameters()), "lr": recipe.lr}],
-                           weight_decay=recipe.weight_decay)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    rng = random.Random(recipe.seed)
-    per_image = len(Y) // views
-    for epoch in range(1, recipe.epochs + 1):
-        e0 = time.perf_counter()
-        m.train()
-        idx = [i * views + rng.randrange(views) for i in range(per_image)]
-        rng.shuffle(idx)
-        correct = total = 0.0
-        for i in range(0, len(idx), recipe.batch_size):
-            b = idx[i:i + recipe.batch_size]
-            logits = m.forward_head(tail(X[b].float()))
-            loss = loss_fn(logits, Y[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            correct += float((logits.argmax(1) == Y[b]).sum())
-            total += float(loss.detach()) * len(b)
-        log(EpochLog(epoch, total / len(idx), correct / len(idx), None, None, time.perf_counter() - e0))
-    m.freeze_backbone()
-    m.eval()
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ class Recipe:
     views: int = 4  # cached mode: augmented views per image
     synth: float = 0.0  # cached mode: share of views that are synthetic household scenes
     augment: str = "paper"  # paper: the paper's transforms; mild: large crops (cached mode: view 0 is the clean image)
-    finetune_backbone: int = 0  # unfreeze the last N backbone stages after the head trains
+    finetune_backbone: int = 0  # last N backbone stages learn: paper mode after the head trains; cached mode from the start
     finetune_epochs: int = 2
     finetune_lr: float = 1e-5
     weight_decay: float = 0.0
@@ -163,20 +163,35 @@ def _step_batches(n: int, batch: int, rng: random.Random) -> list[list[int]]:
     return [order[i:i + batch] for i in range(0, n, batch)]
 
 
-def head_logits(model: FootwearNet, features: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Logits of the blocks and head over cached features (eval mode)."""
+def tail_start(model: FootwearNet, recipe: Recipe) -> int | None:
+    """Cached mode with --finetune-backbone N: the backbone stage whose input is cached (None: the final map)."""
+    if recipe.mode != "cached" or recipe.finetune_backbone <= 0:
+        return None
+    return max(0, len(model.backbone) - recipe.finetune_backbone)
+
+
+def cached_logits(model: FootwearNet, features: torch.Tensor, start: int | None = None) -> torch.Tensor:
+    """Logits from cached backbone features: the final map, or the input of backbone stage `start`."""
+    if start is not None:
+        features = model.backbone[start:](features)
+    return model.forward_head(features)
+
+
+def head_logits(model: FootwearNet, features: torch.Tensor, batch: int = 256, start: int | None = None) -> torch.Tensor:
+    """Logits over cached features (eval mode); `start` as in cached_logits."""
     model.eval()
     outs = []
     with torch.inference_mode():
         for i in range(0, len(features), batch):
-            outs.append(model.forward_head(features[i:i + batch].float()))
+            outs.append(cached_logits(model, features[i:i + batch].float(), start))
     return torch.cat(outs) if outs else torch.empty(0, model.arch.num_classes)
 
 
-def _val(model: FootwearNet, feats: torch.Tensor | None, labels: torch.Tensor | None, loss_fn: nn.Module) -> tuple[float | None, float | None]:
+def _val(model: FootwearNet, feats: torch.Tensor | None, labels: torch.Tensor | None, loss_fn: nn.Module,
+         start: int | None = None) -> tuple[float | None, float | None]:
     if feats is None or labels is None or len(labels) == 0:
         return None, None
-    logits = head_logits(model, feats)
+    logits = head_logits(model, feats, start=start)
     return float(loss_fn(logits, labels)), float((logits.argmax(1) == labels).float().mean())
 
 
@@ -186,13 +201,14 @@ def train(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | Non
     t0 = time.perf_counter()
     torch.manual_seed(recipe.seed)
     spec = recipe.preprocess()
+    start = tail_start(model, recipe)
     val_feats = val_labels = None
     if val_set is not None and len(val_set):
-        val_feats = extract_features(model, eval_inputs(val_set, spec), spec.size, desc="validation features")
+        val_feats = extract_features(model, eval_inputs(val_set, spec), spec.size, desc="validation features", stop=start)
         val_labels = torch.tensor([s.label for s in val_set.samples])
     if recipe.mode == "cached":
         makers, labels = train_views(train_set, recipe)
-        feats = extract_features(model, makers, spec.size, desc=f"train features x{recipe.views} views")
+        feats = extract_features(model, makers, spec.size, desc=f"train features x{recipe.views} views", stop=start)
         result = train_on_features(model, feats, torch.tensor(labels), recipe.views, val_feats, val_labels, recipe, log)
     else:
         aug = train_transform(spec, recipe.augment)
@@ -206,7 +222,7 @@ def train(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | Non
 
         result = _run_epochs(model, recipe, lambda rng: _step_batches(len(train_set), recipe.batch_size, rng),
                              forward, val_feats, val_labels, log)
-    if recipe.finetune_backbone > 0 and not result.interrupted:
+    if recipe.finetune_backbone > 0 and recipe.mode == "paper" and not result.interrupted:
         try:
             _finetune_backbone(model, train_set, val_set, recipe, result, log)
         except KeyboardInterrupt:
@@ -219,30 +235,40 @@ def train(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | Non
 def train_on_features(model: FootwearNet, feats: torch.Tensor, labels: torch.Tensor, views: int,
                       val_feats: torch.Tensor | None, val_labels: torch.Tensor | None, recipe: Recipe,
                       log: Callable[[EpochLog], None] = lambda e: None) -> TrainResult:
-    """Train blocks and head on cached backbone features (`views` consecutive rows per image)."""
+    """Train blocks and head on cached backbone features (`views` consecutive rows per image).
+
+    With `recipe.finetune_backbone` N the features are the input of the last N backbone stages, which
+    train too (at `finetune_lr`, BatchNorm frozen): the stages before them still run only once per view.
+    """
     per_image = len(labels) // max(1, views)
+    start = tail_start(model, recipe)
 
     def batches(rng: random.Random) -> list[list[int]]:
         idx = [i * views + rng.randrange(views) for i in range(per_image)]  # one random view per image
         rng.shuffle(idx)
         return [idx[i:i + recipe.batch_size] for i in range(0, len(idx), recipe.batch_size)]
 
-    return _run_epochs(model, recipe, batches, lambda b: (model.forward_head(feats[b].float()), labels[b]),
-                       val_feats, val_labels, log)
+    try:
+        return _run_epochs(model, recipe, batches, lambda b: (cached_logits(model, feats[b].float(), start), labels[b]),
+                           val_feats, val_labels, log, start)
+    finally:
+        model.freeze_backbone()
 
 
 def _run_epochs(model: FootwearNet, recipe: Recipe, epoch_batches: Callable[[random.Random], list[list[int]]],
                 forward: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
                 val_feats: torch.Tensor | None, val_labels: torch.Tensor | None,
-                log: Callable[[EpochLog], None]) -> TrainResult:
+                log: Callable[[EpochLog], None], start: int | None = None) -> TrainResult:
     """The shared loop: epochs of Adam steps, validation, best-epoch tracking, Ctrl-C keeps the best."""
     from tqdm import tqdm
 
     rng = random.Random(recipe.seed)
     result = TrainResult()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    params = list(model.blocks.parameters()) + list(model.head.parameters())
-    opt = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    groups = [{"params": list(model.blocks.parameters()) + list(model.head.parameters()), "lr": recipe.lr}]
+    if start is not None:  # the last backbone stages learn with the blocks and head
+        groups.append({"params": model.unfreeze_last_stages(len(model.backbone) - start), "lr": recipe.finetune_lr})
+    opt = torch.optim.Adam(groups, weight_decay=recipe.weight_decay)
     best_state, best_score = copy.deepcopy(model.state_dict()), None
     try:
         for epoch in range(1, recipe.epochs + 1):
@@ -258,7 +284,7 @@ def _run_epochs(model: FootwearNet, recipe: Recipe, epoch_batches: Callable[[ran
                 total_loss += float(loss.detach()) * len(b)
                 correct += float((logits.argmax(1) == y).sum())
                 seen += len(b)
-            val_loss, val_acc = _val(model, val_feats, val_labels, nn.CrossEntropyLoss())
+            val_loss, val_acc = _val(model, val_feats, val_labels, nn.CrossEntropyLoss(), start)
             entry = EpochLog(epoch, total_loss / max(seen, 1), correct / max(seen, 1), val_loss, val_acc,
                              time.perf_counter() - e0)
             result.history.append(entry)

@@ -33,3 +33,23 @@ def test_paper_views_are_all_augmented(tmp_path: Path) -> None:
 def test_unknown_augmentation_is_refused() -> None:
     with pytest.raises(ValueError, match="paper or mild"):
         train_transform(Preprocess(size=32), "heavy")
+
+
+def test_cached_mode_tunes_only_the_last_backbone_stages_and_keeps_batchnorm(tmp_path: Path) -> None:
+    from footsort.trainer import train
+    from tests.helpers_model import tiny_model
+
+    data = scan(make_image_folder(tmp_path / "d", per_class=4, size=64), ("sapatos", "tsinelas"))
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    recipe = Recipe(mode="cached", preset="lite", size=64, views=2, epochs=2, batch_size=4, lr=1e-2,
+                    finetune_backbone=2, finetune_lr=1e-2, augment="mild")
+    train(model, data, None, recipe)
+    after = model.backbone.state_dict()
+    last = len(model.backbone) - 2
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(int(stage) >= last for stage in changed)
+    batchnorms = [name for name, m in model.backbone.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    bn_keys = [k for k in before if k.rsplit(".", 1)[0] in batchnorms]
+    assert bn_keys and all(torch.equal(before[k], after[k]) for k in bn_keys)
+    assert not any(p.requires_grad for p in model.backbone.parameters()) and not model.backbone.training

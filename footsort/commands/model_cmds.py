@@ -118,7 +118,8 @@ def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bo
 @click.option("--augment", type=click.Choice(["paper", "mild"]), default="paper", show_default=True,
               help="paper: the paper's transforms; mild: large crops, colour jitter (cached mode: one clean view per image).")
 @click.option("--finetune-backbone", type=int, default=0, show_default=True,
-              help="After the head trains, unfreeze the last N backbone stages at --finetune-lr.")
+              help="Let the last N backbone stages learn at --finetune-lr (BatchNorm stays frozen): paper mode after "
+                   "the head trains; cached mode with the blocks and head, on the cached input of those stages.")
 @click.option("--finetune-epochs", type=int, default=2, show_default=True)
 @click.option("--finetune-lr", type=float, default=1e-5, show_default=True)
 @click.option("--backbone-weights", type=click.Path(path_type=Path), envvar="FOOTSORT_BACKBONE_WEIGHTS",
@@ -136,7 +137,8 @@ def train(data_dir: Path, val_dir: Path | None, val_split: float, output: Path |
       footsort train ~/footwear --val-split 0.2 --backbone-weights mobilenet_v2.pth
     Example (fast: cached features, lite blocks, 224 px, bigger batches):
       footsort train ~/footwear --val-split 0.2 --mode cached --preset lite \\
-          --image-size 224 --fit pad --batch-size 64 --lr 1e-3 --epochs 8 --augment mild --synth 0.25 --use
+          --image-size 224 --fit pad --augment mild --synth 0.35 --finetune-backbone 4 --finetune-lr 1e-4 \\
+          --batch-size 64 --lr 1e-3 --epochs 4 --use
     """
     from footsort import config, training
     from footsort.trainer import Recipe
