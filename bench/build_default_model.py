@@ -61,7 +61,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=REPO / "footsort" / "data" / "default.safetensors")
     ap.add_argument("--cache", type=Path, default=REPO / ".bench-out" / "default_features.pt")
-    ap.add_argument("--tune-stages", type=int, default=0,
+    ap.add_argument("--schedule", default="cosine", choices=("constant", "cosine"))
+    ap.add_argument("--tune-stages", type=int, default=4,
                     help="also train the last N backbone stages (their input is cached instead of the final features)")
     ap.add_argument("--tune-lr", type=float, default=1e-4, help="learning rate of the tuned backbone stages")
     ap.add_argument("--street-repeat", type=int, default=2, help="street images count this many times per epoch")
@@ -80,7 +81,7 @@ def main() -> None:
     base = Recipe(mode="cached", preset="lite", width=args.width, size=args.size, fit=args.fit, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, views=args.views, seed=0, augment=args.augment,
                   weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                  finetune_backbone=args.tune_stages, finetune_lr=args.tune_lr)
+                  finetune_backbone=args.tune_stages, finetune_lr=args.tune_lr, schedule=args.schedule)
     model, origin = make_model(CLASSES, base, weights)
     split = tail_start(model, base)
     if split is not None:

@@ -51,6 +51,7 @@ class Recipe:
     finetune_lr: float = 1e-5
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    schedule: str = "constant"  # constant (the paper) or cosine: the learning rate decays to 0 over the epochs
     tta_flip: bool = False
 
     def preprocess(self) -> Preprocess:
@@ -269,13 +270,19 @@ def _run_epochs(model: FootwearNet, recipe: Recipe, epoch_batches: Callable[[ran
     if start is not None:  # the last backbone stages learn with the blocks and head
         groups.append({"params": model.unfreeze_last_stages(len(model.backbone) - start), "lr": recipe.finetune_lr})
     opt = torch.optim.Adam(groups, weight_decay=recipe.weight_decay)
+    base_lrs = [g["lr"] for g in opt.param_groups]
     best_state, best_score = copy.deepcopy(model.state_dict()), None
     try:
         for epoch in range(1, recipe.epochs + 1):
             e0 = time.perf_counter()
             model.train()
             total_loss = correct = seen = 0.0
-            for b in tqdm(epoch_batches(rng), desc=f"epoch {epoch}/{recipe.epochs}", unit="step", leave=False, disable=None):
+            batches = epoch_batches(rng)
+            for i, b in enumerate(tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="step", leave=False, disable=None)):
+                if recipe.schedule == "cosine":
+                    progress = (epoch - 1 + i / max(1, len(batches))) / recipe.epochs
+                    for group, base in zip(opt.param_groups, base_lrs):
+                        group["lr"] = base * 0.5 * (1 + math.cos(math.pi * progress))
                 logits, y = forward(b)
                 loss = loss_fn(logits, y)
                 opt.zero_grad(set_to_none=True)

@@ -115,6 +115,10 @@ def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bo
 @click.option("--views", type=int, default=4, show_default=True, help="cached mode: augmented views per image.")
 @click.option("--synth", type=float, default=0.0, show_default=True,
               help="cached mode: share of views that are synthetic household scenes (for white-background photos).")
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="Learning rate over the epochs: constant (the paper) or cosine decay to zero (steadier last epochs).")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="Adam weight decay.")
+@click.option("--label-smoothing", type=float, default=0.0, show_default=True, help="Cross-entropy label smoothing (0: none, the paper).")
 @click.option("--augment", type=click.Choice(["paper", "mild"]), default="paper", show_default=True,
               help="paper: the paper's transforms; mild: large crops, colour jitter (cached mode: one clean view per image).")
 @click.option("--finetune-backbone", type=int, default=0, show_default=True,
@@ -138,7 +142,7 @@ def train(data_dir: Path, val_dir: Path | None, val_split: float, output: Path |
     Example (fast: cached features, lite blocks, 224 px, bigger batches):
       footsort train ~/footwear --val-split 0.2 --mode cached --preset lite \\
           --image-size 224 --fit pad --augment mild --synth 0.35 --finetune-backbone 4 --finetune-lr 1e-4 \\
-          --batch-size 64 --lr 1e-3 --epochs 4 --use
+          --batch-size 64 --lr 1e-3 --schedule cosine --weight-decay 1e-4 --label-smoothing 0.1 --epochs 6 --use
     """
     from footsort import config, training
     from footsort.trainer import Recipe
