@@ -183,7 +183,8 @@ def main() -> None:
         temperature=temperature, recipe={**recipe_dict(base), "synth_share_dev": args.synth, "street_repeat": args.street_repeat, "fit": fit},
         data={"train": {"footwear-dev": dev_tr.counts(), "footwear-street": st_tr.counts()},
               "validation": {"footwear-dev": dev_va.counts(), "footwear-street": st_va.counts()}},
-        metrics={"validation": {k: round(v, 4) for k, v in results["all"].items() if isinstance(v, float)},
+        metrics={"val_accuracy": round((r[f"dev_{fit}"] * len(dev_va) + r[f"street_{fit}"] * len(st_va)) / (len(dev_va) + len(st_va)), 4),
+                 "validation": {k: round(v, 4) for k, v in results["all"].items() if isinstance(v, float)},
                  "held_out_source": {k: v for k, v in results.items() if k != "all"},
                  "calibration": calib},
         created=checkpoint.now_iso(), footsort_version=__version__, backbone_origin="mobilenet_v2_imagenet.pth "

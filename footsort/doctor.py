@@ -131,7 +131,8 @@ def check_backbone(m: Machine) -> list[Check]:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(MobileNet_V2_Weights.IMAGENET1K_V1.url).name
     if cached.is_file():
         return [Check("backbone", "ok", f"torchvision cache {cached}")]
-    return [Check("backbone", "warn", "no local ImageNet weights (sorting works; training and retraining do not)", fix)]
+    return [Check("backbone", "info", "no local ImageNet weights: sorting and retraining work (model files carry their "
+                  "backbone); `footsort train` of a new model needs them", fix)]
 
 
 def _folder_check(name: str, path: Path, what: str) -> Check:
