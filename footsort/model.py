@@ -54,10 +54,10 @@ class ResidualBlock(nn.Module):
 
 
 def build_backbone(backbone_width: float = 1.0) -> nn.Sequential:
-    """MobileNetV2's convolutional part (`.features`), untrained."""
-    from torchvision.models import mobilenet_v2
+    """MobileNetV2's convolutional part (`.features`), untrained (torchvision's layout, without importing it)."""
+    from footsort.mobilenet import mobilenet_v2_features
 
-    return mobilenet_v2(width_mult=backbone_width).features
+    return mobilenet_v2_features(backbone_width)
 
 
 class FootwearNet(nn.Module):

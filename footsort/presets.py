@@ -52,14 +52,20 @@ def fit_image(img: Image.Image, size: int, fit: Fit) -> Image.Image:
 
 
 def eval_transform(spec: Preprocess) -> Callable[[Image.Image], Any]:
-    """Deterministic transform for prediction and validation."""
-    from torchvision import transforms as T
+    """Deterministic transform for prediction and validation: fit, then ToTensor + Normalize (torchvision's
+    arithmetic, without importing torchvision: sorting starts about a second sooner)."""
+    import numpy as np
+    import torch
 
-    return T.Compose([
-        T.Lambda(lambda im: fit_image(im, spec.size, spec.fit)),
-        T.ToTensor(),
-        T.Normalize(spec.mean, spec.std),
-    ])
+    mean = torch.tensor(spec.mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(spec.std, dtype=torch.float32).view(3, 1, 1)
+
+    def transform(img: Image.Image) -> torch.Tensor:
+        fitted = fit_image(img.convert("RGB"), spec.size, spec.fit)
+        x = torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
+        return x.sub_(mean).div_(std)
+
+    return transform
 
 
 def paper_train_transform(spec: Preprocess) -> Callable[[Image.Image], Any]:

@@ -54,3 +54,15 @@ def test_bad_files_give_one_line_reasons(tmp_path: Path) -> None:
         with pytest.raises(UnreadableImage, match=match) as info:
             load_rgb(path)
         assert "\n" not in str(info.value)
+
+
+def test_eval_transform_matches_torchvision_to_tensor_and_normalize() -> None:
+    import torch
+    from torchvision import transforms as T
+
+    from footsort.presets import Preprocess, eval_transform, fit_image
+
+    img = Image.effect_mandelbrot((90, 60), (-2, -1, 1, 1), 60).convert("RGB")
+    spec = Preprocess(size=48, fit="pad")
+    reference = T.Compose([T.ToTensor(), T.Normalize(spec.mean, spec.std)])(fit_image(img, 48, "pad"))
+    assert torch.allclose(eval_transform(spec)(img), reference, atol=1e-6)
