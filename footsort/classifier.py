@@ -16,7 +16,7 @@ from footsort.checkpoint import ModelVersion, load
 from footsort.errors import FootsortError, UnreadableImage
 from footsort.imaging import load_rgb
 from footsort.prediction import Prediction
-from footsort.presets import Preprocess, eval_transform
+from footsort.presets import Preprocess, eval_transform, fit_image
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -37,6 +37,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 Fuse = Literal["now", "background", "never"]
+# TorchScript's freeze is what makes CPU inference ~1.6x faster here; its deprecation notice is not the user's business
+warnings.filterwarnings("ignore", message=r".*torch\.jit.* is deprecated", category=FutureWarning)
 
 
 def _fuse_for_cpu(model: torch.nn.Module, size: int) -> torch.nn.Module:
@@ -111,6 +113,10 @@ class Classifier:
             if self.tta_flip:
                 logits = (logits + net(torch.flip(batch, dims=[3]))) / 2
             return torch.softmax(logits.float() / self._temperature, dim=1).cpu()
+
+    def prepare(self, image: Image.Image) -> Image.Image:
+        """The decoded image resized the way the model sees it (the costly part of to_tensor; thread-safe)."""
+        return fit_image(image, self.input_size, self.preprocess.fit)
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
         """The eval transform for one decoded image."""

@@ -103,8 +103,8 @@ class Outcome:
         return self.action in LEFT_IN_PLACE
 
 
-def load(item: Item, min_side: int | None) -> Loaded:
-    """Stage 1 (threads): hash and decode one file."""
+def load(item: Item, min_side: int | None, prepare: Callable[[Image.Image], Image.Image] | None = None) -> Loaded:
+    """Stage 1 (threads): hash and decode one file (and `prepare` it for the model, e.g. resize)."""
     path = item.path
     try:
         st = os.stat(path)
@@ -123,6 +123,8 @@ def load(item: Item, min_side: int | None) -> Loaded:
         return Loaded(item, size=st.st_size, mtime=st.st_mtime, error=f"{path}: cannot be read ({exc.strerror})")
     try:
         image = load_rgb(path, min_side=min_side)
+        if prepare is not None:
+            image = prepare(image)
     except UnreadableImage as exc:
         if not os.path.lexists(path):
             return Loaded(item, vanished=True)
@@ -224,7 +226,8 @@ class Pipeline:
         """Handle files in batches, yielding one outcome per file, in order."""
         clf = self.provider()
         min_side = getattr(clf, "input_size", None)
-        loaded = _prefetch(lambda it: load(it, min_side), items, self._pool, ahead=2 * self.batch_size)
+        prepare = getattr(clf, "prepare", None)  # resizing in the loading threads overlaps it with the model
+        loaded = _prefetch(lambda it: load(it, min_side, prepare), items, self._pool, ahead=2 * self.batch_size)
         for chunk in _chunks(loaded, self.batch_size):
             clf = self.provider()  # between batches: a newly promoted model takes over here
             yield from self._batch(chunk, clf)
