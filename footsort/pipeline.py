@@ -227,7 +227,8 @@ class Pipeline:
         clf = self.provider()
         min_side = getattr(clf, "input_size", None)
         prepare = getattr(clf, "prepare", None)  # resizing in the loading threads overlaps it with the model
-        loaded = _prefetch(lambda it: load(it, min_side, prepare), items, self._pool, ahead=2 * self.batch_size)
+        step = (lambda it: load(it, min_side)) if prepare is None else (lambda it: load(it, min_side, prepare))
+        loaded = _prefetch(step, items, self._pool, ahead=2 * self.batch_size)
         for chunk in _chunks(loaded, self.batch_size):
             clf = self.provider()  # between batches: a newly promoted model takes over here
             yield from self._batch(chunk, clf)
