@@ -428,8 +428,15 @@ def models_list() -> None:
     versions = registry.list_versions()
     click.echo(f"{'':2}{'version':<24}{'created':<27}{'parent':<24}{'held-out acc':>13}  data")
     shipped = "" if current else "*"
-    missing = "" if registry.shipped_model_path().is_file() else "  (not installed)"
-    click.echo(f"{shipped:<2}{'default (shipped)':<24}{missing}")
+    if registry.shipped_model_path().is_file():
+        from footsort.checkpoint import read_metadata
+
+        default = read_metadata(registry.shipped_model_path())
+        acc = default.metrics.get("val_accuracy")
+        click.echo(f"{shipped:<2}{'default (shipped)':<24}{default.created:<27}{'-':<24}"
+                   f"{(f'{acc:.4f}' if isinstance(acc, (int, float)) else '-'):>13}  shipped")
+    else:
+        click.echo(f"{shipped:<2}{'default (shipped)':<24}  (not installed)")
     for _, meta in versions:
         mark = "*" if meta.version == current else ""
         acc = meta.metrics.get("val_accuracy")
