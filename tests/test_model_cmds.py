@@ -117,3 +117,22 @@ def test_paper_defaults_run_end_to_end(trained: dict, tmp_path: Path) -> None:
 def test_help_has_an_example(cmd: str) -> None:
     result = CliRunner().invoke(main, [cmd, "--help"])
     assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_the_shipped_recipe_flags_run_end_to_end(tmp_path: Path) -> None:
+    """Cached features before the last 2 backbone stages, mild views + household scenes, cosine schedule."""
+    from footsort import checkpoint
+
+    data = make_image_folder(tmp_path / "data", per_class=6)
+    weights = tiny_backbone_file(tmp_path / "tiny_backbone.pth")
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(main, ["train", str(data), "--backbone-weights", str(weights), *TINY,
+                                       "--mode", "cached", "--preset", "lite", "--width", "16", "--fit", "pad",
+                                       "--augment", "mild", "--synth", "0.35", "--finetune-backbone", "2",
+                                       "--finetune-lr", "1e-3", "--schedule", "cosine", "--weight-decay", "1e-4",
+                                       "--label-smoothing", "0.1", "--views", "2", "--batch-size", "4",
+                                       "--lr", "3e-3", "--epochs", "2", "--val-split", "0.25", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    meta = checkpoint.read_metadata(out)
+    assert meta.recipe["finetune_backbone"] == 2 and meta.recipe["augment"] == "mild"
+    assert meta.recipe["schedule"] == "cosine" and "val_accuracy" in meta.metrics
