@@ -55,14 +55,14 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--fit", default="pad", choices=("crop", "pad", "squash"))
     ap.add_argument("--augment", default="mild", choices=("paper", "mild"))
-    ap.add_argument("--synth", type=float, default=0.35, help="share of dev training views that are household scenes")
+    ap.add_argument("--synth", type=float, default=0.5, help="share of dev training views that are household scenes")
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=REPO / "footsort" / "data" / "default.safetensors")
     ap.add_argument("--cache", type=Path, default=REPO / ".bench-out" / "default_features.pt")
     ap.add_argument("--schedule", default="cosine", choices=("constant", "cosine"))
-    ap.add_argument("--tune-stages", type=int, default=4,
+    ap.add_argument("--tune-stages", type=int, default=5,
                     help="also train the last N backbone stages (their input is cached instead of the final features)")
     ap.add_argument("--tune-lr", type=float, default=1e-4, help="learning rate of the tuned backbone stages")
     ap.add_argument("--street-repeat", type=int, default=2, help="street images count this many times per epoch")
