@@ -141,8 +141,8 @@ def train(data_dir: Path, val_dir: Path | None, val_split: float, output: Path |
       footsort train ~/footwear --val-split 0.2 --backbone-weights mobilenet_v2.pth
     Example (fast: cached features, lite blocks, 224 px, bigger batches):
       footsort train ~/footwear --val-split 0.2 --mode cached --preset lite \\
-          --image-size 224 --fit pad --augment mild --synth 0.35 --finetune-backbone 4 --finetune-lr 1e-4 \\
-          --batch-size 64 --lr 1e-3 --schedule cosine --weight-decay 1e-4 --label-smoothing 0.1 --epochs 6 --use
+          --image-size 224 --fit pad --augment mild --synth 0.5 --finetune-backbone 5 --finetune-lr 1e-4 \\
+          --batch-size 64 --lr 1e-3 --schedule cosine --weight-decay 1e-4 --label-smoothing 0.1 --epochs 12 --use
     """
     from footsort import config, training
     from footsort.trainer import Recipe
