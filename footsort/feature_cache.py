@@ -25,7 +25,7 @@ from footsort.errors import UnreadableImage
 from footsort.presets import Preprocess
 
 FORMAT = 1
-AUGMENT_VERSION = "v1"  # bump when presets' train transforms or synth.household_view change
+AUGMENT_VERSION = "v2"  # bump when views.view_tensor, presets' train transforms or synth.household_view change
 DEFAULT_MAX_BYTES = 2 << 30
 
 
@@ -90,22 +90,15 @@ def backbone_digest(model: Any) -> str:
 
 def view_input(path: Path, content: str, view: View, spec: Preprocess) -> Any:
     """The model input tensor of one view of one image (augmented views seeded by content, so reproducible)."""
-    import torch
-
     from footsort.imaging import load_rgb
-    from footsort.presets import eval_transform, train_transform
+    from footsort.presets import eval_transform
+    from footsort.views import view_tensor
 
     img = load_rgb(path, min_side=spec.size)
-    if not view.augmented or (view.augment == "mild" and view.index == 0):
+    if not view.augmented:
         return eval_transform(spec)(img)
     rng = random.Random(f"{content}:{view.seed}:{view.index}")
-    synthetic = rng.random() < view.synth
-    torch.manual_seed(rng.randrange(2**31))
-    if synthetic:
-        from footsort.synth import household_view
-
-        return eval_transform(Preprocess(size=spec.size, fit="squash"))(household_view(img, rng, spec.size))
-    return train_transform(spec, view.augment)(img)
+    return view_tensor(img, spec, view.index, view.augment, view.synth, rng)
 
 
 class FeatureCache:

@@ -126,26 +126,16 @@ def extract_features(model: FootwearNet, images: Sequence[Callable[[], torch.Ten
 
 def train_views(data: LabelledSet, recipe: Recipe) -> tuple[list[Callable[[], torch.Tensor]], list[int]]:
     """`views` augmented input makers per image (the recipe's augmentation, some synthetic household scenes)."""
-    from footsort.synth import household_view
+    from footsort.views import view_tensor
 
     spec = recipe.preprocess()
-    aug = train_transform(spec, recipe.augment)
-    clean = eval_transform(spec)
-    to_tensor = eval_transform(Preprocess(size=spec.size, fit="squash"))
     makers: list[Callable[[], torch.Tensor]] = []
     labels: list[int] = []
     for i, s in enumerate(data.samples):
         for v in range(recipe.views):
-            rng = random.Random(hash((recipe.seed, i, v)))
-            synth = rng.random() < recipe.synth
-            kind = "clean" if recipe.augment == "mild" and v == 0 else "synth" if synth else "aug"
-
-            def make(path=s.path, seed=rng.randrange(2**31), kind=kind) -> torch.Tensor:
-                torch.manual_seed(seed)  # each view is the same every time it is made
-                img = _load(path, spec.size)
-                if kind == "synth":
-                    return to_tensor(household_view(img, random.Random(seed), spec.size))
-                return clean(img) if kind == "clean" else aug(img)
+            def make(path=s.path, v=v, key=hash((recipe.seed, i, v))) -> torch.Tensor:
+                # a fresh rng per call: each view is the same every time it is made
+                return view_tensor(_load(path, spec.size), spec, v, recipe.augment, recipe.synth, random.Random(key))
 
             makers.append(make)
             labels.append(s.label)
