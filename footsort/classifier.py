@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import warnings
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
@@ -15,6 +14,7 @@ from footsort import registry
 from footsort.checkpoint import ModelVersion, load
 from footsort.errors import FootsortError, UnreadableImage
 from footsort.imaging import load_rgb
+from footsort.model import fuse_for_cpu
 from footsort.prediction import Prediction
 from footsort.presets import Preprocess, eval_transform, fit_image
 
@@ -37,21 +37,6 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 Fuse = Literal["now", "background", "never"]
-# TorchScript's freeze is what makes CPU inference ~1.6x faster here; its deprecation notice is not the user's business
-warnings.filterwarnings("ignore", message=r".*torch\.jit.* is deprecated", category=FutureWarning)
-
-
-def _fuse_for_cpu(model: torch.nn.Module, size: int) -> torch.nn.Module:
-    """TorchScript-freeze the eval model (folds BatchNorm, fuses ops): ~1.6x faster on CPU; eager if it fails."""
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            scripted = torch.jit.trace(model, torch.zeros(1, 3, size, size), check_trace=False)
-            fused = torch.jit.optimize_for_inference(torch.jit.freeze(scripted))
-            fused(torch.zeros(2, 3, size, size))
-        return fused
-    except Exception:  # pragma: no cover - depends on the torch build
-        return model
 
 
 class Classifier:
@@ -73,7 +58,7 @@ class Classifier:
         if self.device.type != "cpu":
             fuse = "never"
         self._eager = model.to(memory_format=torch.channels_last) if self.device.type == "cpu" else model
-        self._net: torch.nn.Module = _fuse_for_cpu(model, self.input_size) if fuse == "now" else self._eager
+        self._net: torch.nn.Module = fuse_for_cpu(model, self.input_size) if fuse == "now" else self._eager
         self.fused = threading.Event()
         self._fusing: threading.Thread | None = None
         if fuse == "now":
@@ -91,7 +76,7 @@ class Classifier:
         self._fusing.start()
 
     def _fuse_later(self) -> None:
-        fused = _fuse_for_cpu(copy.deepcopy(self._eager).to(memory_format=torch.contiguous_format), self.input_size)
+        fused = fuse_for_cpu(copy.deepcopy(self._eager).to(memory_format=torch.contiguous_format), self.input_size)
         self._net = fused  # one reference swap: a batch in flight keeps the module it started with
         self.fused.set()
 

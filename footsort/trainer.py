@@ -13,7 +13,6 @@ import copy
 import math
 import random
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal, Sequence
 
@@ -23,7 +22,7 @@ from torch import nn
 
 from footsort.datasets import LabelledSet
 from footsort.imaging import load_rgb
-from footsort.model import Architecture, FootwearNet, Preset, load_backbone_weights
+from footsort.model import Architecture, FootwearNet, Preset, fuse_for_cpu, load_backbone_weights
 from footsort.presets import Fit, Preprocess, eval_transform, train_transform
 
 Mode = Literal["paper", "cached"]
@@ -92,17 +91,11 @@ def make_model(classes: Sequence[str], recipe: Recipe, backbone_weights: str | N
 
 
 def fast_backbone(model: FootwearNet, size: int, stop: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The frozen backbone (its first `stop` stages if given), TorchScript-fused on CPU (about 3x faster)."""
+    """The frozen backbone (its first `stop` stages if given), TorchScript-fused on CPU, for feature extraction."""
     backbone = model.backbone.eval() if stop is None else model.backbone[:stop].eval()
     if next(backbone.parameters()).device.type != "cpu":
         return backbone
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            fused = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(backbone, torch.zeros(1, 3, size, size))))
-        return fused
-    except Exception:  # pragma: no cover
-        return backbone
+    return fuse_for_cpu(backbone, size)
 
 
 def _load(path, size: int) -> Image.Image:
