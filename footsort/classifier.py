@@ -43,7 +43,7 @@ class Classifier:
     """A model version loaded for inference; `predict_images` is what the pipeline calls."""
 
     def __init__(self, model: torch.nn.Module, meta: ModelVersion, path: Path | None = None,
-                 device: str = "auto", fuse: Fuse | bool = "now") -> None:
+                 device: str = "auto", fuse: Fuse = "now") -> None:
         self.meta = meta
         self.path = path
         self.classes: tuple[str, ...] = tuple(meta.classes)
@@ -54,7 +54,6 @@ class Classifier:
         self.tta_flip = bool(meta.recipe.get("tta_flip", False))
         model = model.eval().to(self.device)
         self._temperature = float(meta.temperature)
-        fuse = {True: "now", False: "never"}.get(fuse, fuse)  # type: ignore[call-overload]
         if self.device.type != "cpu":
             fuse = "never"
         self._eager = model.to(memory_format=torch.channels_last) if self.device.type == "cpu" else model

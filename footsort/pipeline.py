@@ -161,7 +161,7 @@ TEST_CLASSIFIER_ENV = "FOOTSORT_TEST_CLASSIFIER"  # "module:Class", tests only: 
 def load_classifier(cfg: Config, model_path: Path | None = None, fuse: str = "now") -> ImageClassifier:
     """The one place commands get their classifier: --model, else [model] path, else the model in use.
 
-    `fuse` (CPU only): "now" fuses the graph before the first image (pays off over a few hundred
+    `fuse` (CPU only): "now" fuses the graph before the first image (pays off from a few dozen
     photos), "background" starts at once and switches to the fused graph when ready, "never" stays eager.
     """
     spec = os.environ.get(TEST_CLASSIFIER_ENV)
@@ -227,8 +227,7 @@ class Pipeline:
         clf = self.provider()
         min_side = getattr(clf, "input_size", None)
         prepare = getattr(clf, "prepare", None)  # resizing in the loading threads overlaps it with the model
-        step = (lambda it: load(it, min_side)) if prepare is None else (lambda it: load(it, min_side, prepare))
-        loaded = _prefetch(step, items, self._pool, ahead=2 * self.batch_size)
+        loaded = _prefetch(lambda it: load(it, min_side, prepare), items, self._pool, ahead=2 * self.batch_size)
         for chunk in _chunks(loaded, self.batch_size):
             clf = self.provider()  # between batches: a newly promoted model takes over here
             yield from self._batch(chunk, clf)

@@ -214,7 +214,7 @@ def test_the_real_classifier_plugs_in(tmp_path: Path, journal: Journal) -> None:
 
     model = tiny_model()
     meta = tiny_meta(model)
-    clf = Classifier(model, meta, device="cpu", fuse=False)
+    clf = Classifier(model, meta, device="cpu", fuse="never")
     inbox = tmp_path / "inbox"
     files = [write_image(inbox / f"{i}.jpg", RED if i % 2 else BLUE, i) for i in range(3)]
     outcomes = run(files, Layout(inbox, tuple(meta.classes)), journal, clf=clf, threshold=0.0)
