@@ -1,20 +1,27 @@
-"""Build (and honestly measure) the shipped default model from ../shared data.
+"""Build (and honestly measure) the shipped default model from all three shared sources.
 
     python bench/build_default_model.py [--views 4] [--epochs 12] [--out footsort/data/default.safetensors]
 
-Sources: footwear-dev (catalogue, white background) and footwear-street (worn, outdoors), each split
-80/20 (stratified, seed 0); nothing is ever scored on images it trained on. Each image gets one clean view
-and mild augmentations (large crops, flips, small rotations, colour jitter); a share of the dev views
-are synthetic household scenes (footsort.synth). Reports accuracy per source, on
-a synthetic household version of the dev validation split, on boots when trained without boots, and on
-each source when trained without it. The frozen backbone runs once per view (features cached in
-.bench-out/), so every variant below trains in seconds to minutes.
+Sources: footwear-dev (catalogue), footwear-street (worn, outdoors) and footwear-web (marketplace,
+many angles). Near-duplicates are found with a difference hash: within footwear-web they are kept on
+one side of its split (split by group), and photos that repeat across sources are left out of every
+set. footwear-dev and footwear-street keep their 80/20 stratified splits (seed 0, as the tests expect).
+
+What decides the recipe: leave-one-source-out checks. For each source, a model is trained on the two
+others and scored on every photo of the held-out one; that is the honest estimate of a user's photos
+from a source footsort never saw. The in-source validation splits are reported too.
+
+Calibration: the temperature is fitted on the leave-one-source-out logits (never on in-source splits),
+and the default threshold is the lowest one at which every held-out source's auto-sorted photos are
+right at least --target-precision of the time. The backbone's early stages run once per view
+(their output is cached in .bench-out/), so every variant trains in minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -27,7 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from footsort import checkpoint, __version__  # noqa: E402
-from footsort.datasets import scan, stratified_split  # noqa: E402
+from footsort.datasets import LabelledSet, Sample, scan, stratified_split  # noqa: E402
+from footsort.dedupe import dhash, groups, near_pairs  # noqa: E402
+from footsort.metrics import risk_coverage  # noqa: E402
 from footsort.presets import Preprocess, eval_transform  # noqa: E402
 from footsort.synth import household_view  # noqa: E402
 from footsort.trainer import (Recipe, extract_features, eval_inputs, fit_temperature, head_logits,  # noqa: E402
@@ -35,15 +44,129 @@ from footsort.trainer import (Recipe, extract_features, eval_inputs, fit_tempera
 
 SHARED = REPO.parent / "shared"
 CLASSES = ("sapatos", "tsinelas")
+SOURCES = {"dev": "footwear-dev", "street": "footwear-street", "web": "footwear-web"}
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 
 
-def household_eval_inputs(data, size: int, seed: int = 123):
-    """Fixed synthetic household scenes of held-out images (the 'harder check')."""
+def split_by_group(data: LabelledSet, fraction: float, group_of: dict[Path, int], seed: int = 0) -> tuple[LabelledSet, LabelledSet]:
+    """Stratified split that keeps every near-duplicate group on one side."""
+    rng = random.Random(seed)
+    train: list[Sample] = []
+    val: list[Sample] = []
+    for label in range(len(data.classes)):
+        by_group: dict[int, list[Sample]] = {}
+        for s in data.samples:
+            if s.label == label:
+                by_group.setdefault(group_of[s.path], []).append(s)
+        keys = sorted(by_group)
+        rng.shuffle(keys)
+        want = round(sum(len(v) for v in by_group.values()) * fraction)
+        taken = 0
+        for k in keys:
+            (val if taken < want else train).extend(by_group[k])
+            taken += len(by_group[k]) if taken < want else 0
+    key = lambda s: str(s.path)  # noqa: E731
+    return data.subset(sorted(train, key=key)), data.subset(sorted(val, key=key))
+
+
+def household_eval_inputs(data: LabelledSet, size: int, seed: int = 123):
+    """Fixed synthetic household scenes of held-out images (a harder in-source check)."""
     tf = eval_transform(Preprocess(size=size, fit="squash"))
     from footsort.imaging import load_rgb
 
     return [lambda p=s.path, i=i: tf(household_view(load_rgb(p), random.Random(seed * 100003 + i), size))
             for i, s in enumerate(data.samples)]
+
+
+def flipped_inputs(data: LabelledSet, spec: Preprocess):
+    """The eval inputs mirrored left-right (test-time flip)."""
+    return [lambda make=make: torch.flip(make(), dims=[2]) for make in eval_inputs(data, spec)]
+
+
+def prepare_sets(args) -> dict[str, dict[str, LabelledSet]]:
+    """Per source: train and validation sets, near-duplicates handled as the module says."""
+    data = {name: scan(SHARED / "data" / folder, CLASSES) for name, folder in SOURCES.items()}
+    every = [(name, s) for name, d in data.items() for s in d.samples]
+    t0 = time.perf_counter()
+    hashes = [dhash(s.path) for _, s in every]
+    pairs = near_pairs(hashes)
+    cross = {i for a, b in pairs if every[a][0] != every[b][0] for i in (a, b)}
+    gid = groups(len(every), [(a, b) for a, b in pairs if every[a][0] == every[b][0]])
+    group_of = {every[i][1].path: gid[i] for i in range(len(every))}
+    dropped = {every[i][1].path for i in cross}
+    within = sum(1 for a, b in pairs if every[a][0] == every[b][0])
+    print(f"near-duplicates (256-bit dhash, <= 12 bits apart): {within} pairs within sources, {len(cross)} photos repeated across "
+          f"sources (left out everywhere); {time.perf_counter() - t0:.0f} s")
+    sets: dict[str, dict[str, LabelledSet]] = {}
+    for name, d in data.items():
+        if name == "web":
+            tr, va = split_by_group(d, 0.2, group_of, seed=0)
+        else:
+            tr, va = stratified_split(d, 0.2, seed=0)
+        # within dev and street, a near-duplicate of a validation photo leaves training
+        val_groups = {group_of[s.path] for s in va.samples}
+        tr = tr.subset([s for s in tr.samples if s.path not in dropped and group_of[s.path] not in val_groups])
+        va = va.subset([s for s in va.samples if s.path not in dropped])
+        if args.limit:  # a quick smoke run of the whole script
+            tr, va = tr.subset(tr.samples[::max(1, len(tr) // args.limit)]), va.subset(va.samples[::max(1, len(va) // args.limit)])
+        sets[name] = {"train": tr, "val": va}
+        print(f"{name}: train {tr.counts()} val {va.counts()}")
+    return sets
+
+
+def extract_all(args, sets, model, split: int | None) -> dict[str, torch.Tensor]:
+    """Cached backbone inputs of the tuned stages for every view, validation input and check."""
+    F: dict[str, torch.Tensor] = {}
+    spec = Preprocess(size=args.size, fit=args.fit)
+    base = Recipe(mode="cached", size=args.size, fit=args.fit, views=args.views, seed=0, augment=args.augment)
+    for name, part in sets.items():
+        tr, va = part["train"], part["val"]
+        synth = {"dev": args.synth, "web": args.synth_web, "street": 0.0}[name]
+        mk, lb = train_views(tr, replace(base, synth=synth))
+        F[f"{name}_tr"] = extract_features(model, mk, args.size, desc=f"{name} train views", stop=split)
+        F[f"{name}_tr_y"] = torch.tensor(lb)
+        F[f"{name}_tr_flip"] = extract_features(model, flipped_inputs(tr, spec), args.size, desc=f"{name} train flip", stop=split)
+        F[f"{name}_va"] = extract_features(model, eval_inputs(va, spec), args.size, desc=f"{name} val", stop=split)
+        F[f"{name}_va_flip"] = extract_features(model, flipped_inputs(va, spec), args.size, desc=f"{name} val flip", stop=split)
+        F[f"{name}_va_y"] = torch.tensor([s.label for s in va.samples])
+        if name != "street":
+            F[f"{name}_va_house"] = extract_features(model, household_eval_inputs(va, args.size), args.size,
+                                                     desc=f"{name} household check", stop=split)
+    return F
+
+
+def precision_table(probs: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Share sorted and accuracy of the sorted per threshold, and the coverage at 0.95 and 0.98 precision."""
+    conf, pred = probs.max(1)
+    right = (pred == labels).tolist()
+    conf_l = conf.tolist()
+    table = {}
+    for th in THRESHOLDS:
+        sel = conf >= th
+        table[str(th)] = {"sorted": round(float(sel.float().mean()), 4),
+                          "accuracy": round(float((pred[sel] == labels[sel]).float().mean()), 4) if sel.any() else None}
+    curve = risk_coverage(conf_l, right)
+    out = {"accuracy": round(float((pred == labels).float().mean()), 4), "n": len(labels), "thresholds": table}
+    for target in (0.95, 0.98):
+        best = max((c for c, acc, _ in curve if acc >= target), default=0.0)
+        out[f"coverage_at_{target}"] = round(best, 4)
+    return out
+
+
+def lowest_threshold(per_source: list[tuple[torch.Tensor, torch.Tensor]], target: float) -> float:
+    """The lowest threshold (0.005 steps) at which every source's sorted photos reach `target` accuracy."""
+    for k in range(100, 200):
+        th = k / 200
+        ok = True
+        for probs, labels in per_source:
+            conf, pred = probs.max(1)
+            sel = conf >= th
+            if sel.any() and float((pred[sel] == labels[sel]).float().mean()) < target:
+                ok = False
+                break
+        if ok:
+            return th
+    return 0.995
 
 
 def main() -> None:
@@ -56,137 +179,145 @@ def main() -> None:
     ap.add_argument("--fit", default="pad", choices=("crop", "pad", "squash"))
     ap.add_argument("--augment", default="mild", choices=("paper", "mild"))
     ap.add_argument("--synth", type=float, default=0.5, help="share of dev training views that are household scenes")
+    ap.add_argument("--synth-web", type=float, default=0.5, help="share of web training views that are household scenes")
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=REPO / "footsort" / "data" / "default.safetensors")
-    ap.add_argument("--cache", type=Path, default=REPO / ".bench-out" / "default_features.pt")
+    ap.add_argument("--cache", type=Path, default=REPO / ".bench-out" / "default3_features.pt")
     ap.add_argument("--schedule", default="cosine", choices=("constant", "cosine"))
     ap.add_argument("--tune-stages", type=int, default=5,
                     help="also train the last N backbone stages (their input is cached instead of the final features)")
     ap.add_argument("--tune-lr", type=float, default=1e-4, help="learning rate of the tuned backbone stages")
-    ap.add_argument("--street-repeat", type=int, default=2, help="street images count this many times per epoch")
-    ap.add_argument("--variants", default="all,no-street,no-dev,no-boots")
-    ap.add_argument("--curves", default="all", help="variants whose per-epoch validation scores are printed")
+    ap.add_argument("--balance", default="source-class", choices=("none", "source-class"),
+                    help="source-class: every source counts equally, each half tsinelas and half sapatos")
+    ap.add_argument("--per-source", type=int, default=2000, help="draws per source per epoch when balanced")
+    ap.add_argument("--tta", action="store_true", help="score with a test-time flip (average of both logits)")
+    ap.add_argument("--target-precision", type=float, default=0.95)
+    ap.add_argument("--variants", default="no-dev,no-street,no-web,all")
+    ap.add_argument("--limit", type=int, default=0, help="smoke run: about this many photos per split and source")
     args = ap.parse_args()
     torch.manual_seed(0)
     weights = str(SHARED / "weights" / "mobilenet_v2_imagenet.pth")
-
-    dev = scan(SHARED / "data" / "footwear-dev", CLASSES)
-    street = scan(SHARED / "data" / "footwear-street", CLASSES)
-    dev_tr, dev_va = stratified_split(dev, 0.2, seed=0)
-    st_tr, st_va = stratified_split(street, 0.2, seed=0)
-    print(f"dev train {dev_tr.counts()} val {dev_va.counts()}; street train {st_tr.counts()} val {st_va.counts()}")
-
+    sets = prepare_sets(args)
     base = Recipe(mode="cached", preset="lite", width=args.width, size=args.size, fit=args.fit, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, views=args.views, seed=0, augment=args.augment,
                   weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                  finetune_backbone=args.tune_stages, finetune_lr=args.tune_lr, schedule=args.schedule)
+                  finetune_backbone=args.tune_stages, finetune_lr=args.tune_lr, schedule=args.schedule,
+                  tta_flip=args.tta)
     model, origin = make_model(CLASSES, base, weights)
     split = tail_start(model, base)
-    if split is not None:
-        args.cache = args.cache.with_name(f"mid{split}_{args.cache.name}")
+    cache = args.cache.with_name(f"mid{split}_v{args.views}_s{args.synth}_{args.synth_web}_{args.size}{args.fit}_{args.cache.name}")
     t0 = time.perf_counter()
-    if args.cache.exists():
-        F = torch.load(args.cache, weights_only=True)
-        print(f"loaded cached features from {args.cache}")
+    if cache.exists():
+        F = torch.load(cache, weights_only=True)
+        print(f"loaded cached features from {cache}")
     else:
-        F = {}
-        mk, lb = train_views(dev_tr, replace(base, synth=args.synth))
-        F["dev_tr"], F["dev_tr_y"] = extract_features(model, mk, args.size, desc="dev train views", stop=split), torch.tensor(lb)
-        mk, lb = train_views(st_tr, replace(base, synth=0.0))
-        F["st_tr"], F["st_tr_y"] = extract_features(model, mk, args.size, desc="street train views", stop=split), torch.tensor(lb)
-        for fit in ("crop", "pad", "squash"):
-            spec = Preprocess(size=args.size, fit=fit)
-            F[f"dev_va_{fit}"] = extract_features(model, eval_inputs(dev_va, spec), args.size, stop=split)
-            F[f"st_va_{fit}"] = extract_features(model, eval_inputs(st_va, spec), args.size, stop=split)
-        F["dev_va_house"] = extract_features(model, household_eval_inputs(dev_va, args.size), args.size, stop=split)
-        F["dev_va_y"] = torch.tensor([s.label for s in dev_va.samples])
-        F["st_va_y"] = torch.tensor([s.label for s in st_va.samples])
-        F["dev_tr_boot"] = torch.tensor([s.path.name.startswith("boot_") for s in dev_tr.samples for _ in range(args.views)])
-        F["dev_va_boot"] = torch.tensor([s.path.name.startswith("boot_") for s in dev_va.samples])
-        args.cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(F, args.cache)
-    print(f"features ready in {time.perf_counter() - t0:.0f} s")
-    print(json.dumps({k: list(v.shape) for k, v in F.items()}))
-
+        F = extract_all(args, sets, model, split)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(F, cache)
+    print(f"features ready in {time.perf_counter() - t0:.0f} s", flush=True)
     V = args.views
-    fits = ("crop", "pad", "squash")
 
-    def logits_of(m, feats):
-        return head_logits(m, feats, start=split)
-
-    def _acc(m, feats, labels) -> float:
-        if len(labels) == 0:
-            return float("nan")
-        return float((logits_of(m, feats).argmax(1) == labels).float().mean())
-
-    def evaluate(m) -> dict:
-        out = {}
-        for fit in fits:
-            out[f"dev_{fit}"] = _acc(m, F[f"dev_va_{fit}"], F["dev_va_y"])
-            out[f"street_{fit}"] = _acc(m, F[f"st_va_{fit}"], F["st_va_y"])
-        out["dev_household"] = _acc(m, F["dev_va_house"], F["dev_va_y"])
-        boots = F["dev_va_boot"]
-        out["dev_boots"] = _acc(m, F["dev_va_crop"][boots], F["dev_va_y"][boots])
+    def logits_of(m, feats, flip=None, tta=None):
+        out = head_logits(m, feats, start=split)
+        if (args.tta if tta is None else tta) and flip is not None:
+            out = (out + head_logits(m, flip, start=split)) / 2
         return out
 
-    results = {}
+    def whole_source(m, name, tta=None):
+        """Logits for every photo of a source (clean view 0 of train, plus val) and their labels."""
+        clean = F[f"{name}_tr"][::V]
+        logits = torch.cat([logits_of(m, clean, F[f"{name}_tr_flip"], tta), logits_of(m, F[f"{name}_va"], F[f"{name}_va_flip"], tta)])
+        return logits, torch.cat([F[f"{name}_tr_y"][::V], F[f"{name}_va_y"]])
+
+    def acc(logits, labels) -> float:
+        return round(float((logits.argmax(1) == labels).float().mean()), 4)
+
+    results: dict[str, dict] = {}
+    loso: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     final = None
     for variant in args.variants.split(","):
-        parts_x, parts_y = [], []
-        if variant != "no-dev":
-            keep = ~F["dev_tr_boot"] if variant == "no-boots" else torch.ones(len(F["dev_tr_y"]), dtype=torch.bool)
-            parts_x.append(F["dev_tr"][keep]); parts_y.append(F["dev_tr_y"][keep])
-        if variant != "no-street":
-            parts_x += [F["st_tr"]] * args.street_repeat; parts_y += [F["st_tr_y"]] * args.street_repeat
-        X, Y = torch.cat(parts_x), torch.cat(parts_y)
+        held = variant[3:] if variant.startswith("no-") else None
+        names = [n for n in SOURCES if n != held]
+        X = torch.cat([F[f"{n}_tr"] for n in names])
+        Y = torch.cat([F[f"{n}_tr_y"] for n in names])
+        weights_per_image = None
+        if args.balance == "source-class":
+            w = []
+            for n in names:
+                y = F[f"{n}_tr_y"][::V]
+                counts = torch.bincount(y, minlength=len(CLASSES)).clamp(min=1)
+                w.append(args.per_source / (len(CLASSES) * counts[y].double()))
+            weights_per_image = torch.cat(w)
         m, _ = make_model(CLASSES, base, weights)
         t1 = time.perf_counter()
-        curve = []
-        watch = variant in args.curves.split(",")
 
-        def log(e, variant=variant, watch=watch) -> None:
-            ev = evaluate(m) if watch else {}
-            curve.append((e.epoch, round(e.train_acc, 4), ev))
-            print(f"  [{variant}] epoch {e.epoch}: train {e.train_acc:.3f} ({e.seconds:.0f} s) "
-                  + " ".join(f"{k} {v:.3f}" for k, v in ev.items()), flush=True)
+        def log(e, variant=variant) -> None:
+            print(f"  [{variant}] epoch {e.epoch}: train {e.train_acc:.3f} ({e.seconds:.0f} s)", flush=True)
 
-        train_on_features(m, X, Y, V, None, None, base, log=log)
-        results[variant] = {"n_train_images": len(Y) // V, "seconds": round(time.perf_counter() - t1, 1), **evaluate(m)}
-        print(variant, json.dumps(results[variant]))
+        train_on_features(m, X, Y, V, None, None, base, log=log, image_weights=weights_per_image)
+        r: dict = {"n_train_images": len(Y) // V, "seconds": round(time.perf_counter() - t1, 1)}
+        for n in names:
+            r[f"{n}_val"] = acc(logits_of(m, F[f"{n}_va"], F[f"{n}_va_flip"]), F[f"{n}_va_y"])
+            if f"{n}_va_house" in F:
+                r[f"{n}_household"] = acc(logits_of(m, F[f"{n}_va_house"]), F[f"{n}_va_y"])
+        if held:
+            logits, labels = whole_source(m, held)
+            loso[held] = (logits, labels)
+            r[f"{held}_unseen"] = acc(logits, labels)
+            r[f"{held}_unseen_{'no_tta' if args.tta else 'tta'}"] = acc(whole_source(m, held, not args.tta)[0], labels)
+            per_class = {CLASSES[c]: acc(logits[labels == c], labels[labels == c]) for c in range(len(CLASSES))}
+            r[f"{held}_unseen_per_class"] = per_class
+        results[variant] = r
+        print(variant, json.dumps(r), flush=True)
         if variant == "all":
             final = m
-    print(json.dumps(results, indent=1))
-    (args.cache.parent / "default_results.json").write_text(json.dumps(results, indent=1))
+    summary_path = cache.parent / "default3_results.json"
+    report: dict = {"variants": results}
+    temperature = 1.0
+    threshold = 0.8
+    if loso:
+        all_logits = torch.cat([v[0] for v in loso.values()])
+        all_labels = torch.cat([v[1] for v in loso.values()])
+        temperature = fit_temperature(all_logits, all_labels)
+        per_source = {n: (torch.softmax(lg / temperature, 1), lb) for n, (lg, lb) in loso.items()}
+        threshold = lowest_threshold(list(per_source.values()), args.target_precision)
+        report["temperature"] = round(temperature, 4)
+        report["threshold"] = threshold
+        report["unseen_sources"] = {n: precision_table(p, lb) for n, (p, lb) in per_source.items()}
+        for n, (p, lb) in per_source.items():
+            conf, pred = p.max(1)
+            sel = conf >= threshold
+            report["unseen_sources"][n]["at_default"] = {
+                "sorted": round(float(sel.float().mean()), 4),
+                "accuracy": round(float((pred[sel] == lb[sel]).float().mean()), 4) if sel.any() else None}
+        from footsort.metrics import expected_calibration_error
+
+        report["unseen_ece"] = {n: round(expected_calibration_error(p.max(1)[0].tolist(), (p.argmax(1) == lb).tolist()), 4)
+                                for n, (p, lb) in per_source.items()}
+        print(f"temperature {temperature:.3f} (fitted on leave-one-source-out logits); threshold {threshold} "
+              f"(every unseen source >= {args.target_precision} precision)")
+    print(json.dumps(report, indent=1))
+    summary_path.write_text(json.dumps(report, indent=1))
     if final is None:
         return
-    # choose the eval fit on the validation splits, then calibrate on them
-    r = results["all"]
-    fit = max(fits, key=lambda f: r[f"dev_{f}"] + r[f"street_{f}"])
-    logits = torch.cat([logits_of(final, F[f"dev_va_{fit}"]), logits_of(final, F[f"st_va_{fit}"]),
-                        logits_of(final, F["dev_va_house"])])
-    labels = torch.cat([F["dev_va_y"], F["st_va_y"], F["dev_va_y"]])
-    temperature = fit_temperature(logits, labels)
     final.temperature.fill_(temperature)
-    probs = torch.softmax(logits / temperature, 1)
-    conf, pred = probs.max(1)
-    calib = {}
-    for th in (0.5, 0.7, 0.8, 0.9, 0.95):
-        sel = conf >= th
-        calib[str(th)] = {"coverage": round(float(sel.float().mean()), 4),
-                          "accuracy": round(float((pred[sel] == labels[sel]).float().mean()) if sel.any() else 1.0, 4)}
-    print("fit", fit, "temperature", round(temperature, 3), json.dumps(calib))
     meta = checkpoint.ModelVersion(
         version="default-" + checkpoint.new_version_id()[:8], classes=CLASSES,
-        arch=dict(final.arch.__dict__), preprocess=Preprocess(size=args.size, fit=fit).to_dict(),
-        temperature=temperature, recipe={**recipe_dict(base), "synth_share_dev": args.synth, "street_repeat": args.street_repeat, "fit": fit},
-        data={"train": {"footwear-dev": dev_tr.counts(), "footwear-street": st_tr.counts()},
-              "validation": {"footwear-dev": dev_va.counts(), "footwear-street": st_va.counts()}},
-        metrics={"val_accuracy": round((r[f"dev_{fit}"] * len(dev_va) + r[f"street_{fit}"] * len(st_va)) / (len(dev_va) + len(st_va)), 4),
-                 "validation": {k: round(v, 4) for k, v in results["all"].items() if isinstance(v, float)},
+        arch=dict(final.arch.__dict__), preprocess=Preprocess(size=args.size, fit=args.fit).to_dict(),
+        temperature=temperature,
+        recipe={**recipe_dict(base), "synth_share_dev": args.synth, "synth_share_web": args.synth_web,
+                "balance": args.balance, "per_source": args.per_source},
+        data={"train": {n: sets[n]["train"].counts() for n in SOURCES},
+              "validation": {n: sets[n]["val"].counts() for n in SOURCES}},
+        metrics={"val_accuracy": round(sum(results["all"][f"{n}_val"] * len(sets[n]["val"]) for n in SOURCES)
+                                       / sum(len(sets[n]["val"]) for n in SOURCES), 4),
+                 "n_val": sum(len(sets[n]["val"]) for n in SOURCES),
+                 "validation": {k: v for k, v in results["all"].items() if isinstance(v, float)},
                  "held_out_source": {k: v for k, v in results.items() if k != "all"},
-                 "calibration": calib},
+                 "threshold": threshold, "target_precision": args.target_precision,
+                 "unseen_sources": report.get("unseen_sources", {})},
         created=checkpoint.now_iso(), footsort_version=__version__, backbone_origin="mobilenet_v2_imagenet.pth "
         "(TensorFlow MobileNetV2 1.0/224 from google-coral/test_data, Apache-2.0)")
     checkpoint.save(final, meta, args.out)

@@ -58,3 +58,74 @@ def score(true: Sequence[int], pred: Sequence[int], classes: Sequence[str]) -> S
     accuracy = sum(cm[i][i] for i in range(k)) / n if n else 0.0
     balanced = sum(recalls) / len(recalls) if recalls else 0.0
     return Scores(accuracy, balanced, n, tuple(classes), per_class, cm)
+
+
+@dataclass(frozen=True)
+class ThresholdRow:
+    """What one confidence threshold does: the share sorted automatically and the accuracy of those."""
+
+    threshold: float
+    sorted_share: float
+    sorted_accuracy: float | None  # None when nothing reaches the threshold
+    n_sorted: int
+
+
+def risk_coverage(confidences: Sequence[float], right: Sequence[bool]) -> list[tuple[float, float, float]]:
+    """(coverage, accuracy of the covered, lowest confidence covered) for every prefix, most confident first."""
+    order = sorted(range(len(confidences)), key=lambda i: -confidences[i])
+    out: list[tuple[float, float, float]] = []
+    hits = 0
+    n = len(order)
+    for k, i in enumerate(order, 1):
+        hits += bool(right[i])
+        # only where the next photo is less confident can a threshold stop here
+        if k == n or confidences[order[k]] < confidences[i]:
+            out.append((k / n, hits / k, confidences[i]))
+    return out
+
+
+def threshold_table(confidences: Sequence[float], right: Sequence[bool], thresholds: Sequence[float]) -> list[ThresholdRow]:
+    """Share sorted and accuracy of the sorted at each threshold."""
+    n = len(confidences)
+    rows = []
+    for th in thresholds:
+        picked = [r for c, r in zip(confidences, right) if c >= th]
+        rows.append(ThresholdRow(th, len(picked) / n if n else 0.0,
+                                 sum(picked) / len(picked) if picked else None, len(picked)))
+    return rows
+
+
+def lowest_threshold_for(confidences: Sequence[float], right: Sequence[bool], target: float) -> float | None:
+    """The lowest confidence threshold whose sorted photos are right at least `target` of the time (None: none is)."""
+    best = None
+    for coverage, accuracy, lowest in risk_coverage(confidences, right):
+        if accuracy >= target:
+            best = lowest
+    return best
+
+
+def expected_calibration_error(confidences: Sequence[float], right: Sequence[bool], bins: int = 10) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins."""
+    n = len(confidences)
+    if not n:
+        return 0.0
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        idx = [i for i, c in enumerate(confidences) if lo < c <= hi or (b == 0 and c == 0)]
+        if idx:
+            conf = sum(confidences[i] for i in idx) / len(idx)
+            acc = sum(bool(right[i]) for i in idx) / len(idx)
+            total += len(idx) / n * abs(conf - acc)
+    return total
+
+
+def reliability_bins(confidences: Sequence[float], right: Sequence[bool], bins: int = 10) -> list[tuple[float, float, int]]:
+    """(mean confidence, accuracy, count) per non-empty equal-width confidence bin."""
+    out = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        idx = [i for i, c in enumerate(confidences) if lo < c <= hi or (b == 0 and c == 0)]
+        if idx:
+            out.append((sum(confidences[i] for i in idx) / len(idx), sum(bool(right[i]) for i in idx) / len(idx), len(idx)))
+    return out

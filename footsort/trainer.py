@@ -218,8 +218,12 @@ def train(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | Non
 
 def train_on_features(model: FootwearNet, feats: torch.Tensor, labels: torch.Tensor, views: int,
                       val_feats: torch.Tensor | None, val_labels: torch.Tensor | None, recipe: Recipe,
-                      log: Callable[[EpochLog], None] = lambda e: None) -> TrainResult:
+                      log: Callable[[EpochLog], None] = lambda e: None,
+                      image_weights: torch.Tensor | None = None) -> TrainResult:
     """Train blocks and head on cached backbone features (`views` consecutive rows per image).
+
+    With `image_weights` (one per image), each epoch draws that many images in total, with replacement,
+    each in proportion to its weight (to balance classes per source); otherwise every image once.
 
     With `recipe.finetune_backbone` N the features are the input of the last N backbone stages, which
     train too (at `finetune_lr`, BatchNorm frozen): the stages before them still run only once per view.
@@ -228,7 +232,11 @@ def train_on_features(model: FootwearNet, feats: torch.Tensor, labels: torch.Ten
     start = tail_start(model, recipe)
 
     def batches(rng: random.Random) -> list[list[int]]:
-        idx = [i * views + rng.randrange(views) for i in range(per_image)]  # one random view per image
+        if image_weights is None:
+            images = list(range(per_image))
+        else:
+            images = rng.choices(range(per_image), weights=image_weights.tolist(), k=round(float(image_weights.sum())))
+        idx = [i * views + rng.randrange(views) for i in images]  # one random view per image
         rng.shuffle(idx)
         return [idx[i:i + recipe.batch_size] for i in range(0, len(idx), recipe.batch_size)]
 
