@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from footsort.datasets import LabelledSet
 from footsort.errors import UnreadableImage
-from footsort.metrics import Scores, score
+from footsort.metrics import (Scores, ThresholdRow, expected_calibration_error, lowest_threshold_for, reliability_bins,
+                              risk_coverage, score, threshold_table)
 from footsort.prediction import ImageClassifier, Prediction
+
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,36 @@ class Evaluation:
     scores: Scores
     predictions: tuple[tuple[Path, str, Prediction], ...]  # (path, true label, prediction)
     unreadable: tuple[tuple[Path, str], ...]
+
+    def confidences(self) -> tuple[list[float], list[bool]]:
+        """Per readable photo: the top-class confidence and whether the prediction was right."""
+        return [pr.confidence for _, _, pr in self.predictions], [pr.label == t for _, t, pr in self.predictions]
+
+    def trade_off(self, thresholds: Sequence[float] = THRESHOLDS) -> list[ThresholdRow]:
+        """Per threshold: the share footsort would sort automatically and the accuracy of those."""
+        return threshold_table(*self.confidences(), thresholds)
+
+    def ece(self) -> float:
+        """Expected calibration error of the confidences (10 bins)."""
+        return expected_calibration_error(*self.confidences())
+
+    def lowest_threshold(self, target: float) -> float | None:
+        """The lowest threshold at which the sorted photos are right at least `target` of the time."""
+        return lowest_threshold_for(*self.confidences(), target)
+
+    def confidence_json(self, target: float) -> dict[str, Any]:
+        """The trade-off keys of `--json`: thresholds, ECE, the threshold reaching the target precision."""
+        low = self.lowest_threshold(target)
+        conf, right = self.confidences()
+        covered = [c for c in conf if low is not None and c >= low]
+        return {
+            "thresholds": [{"threshold": r.threshold, "sorted": r.sorted_share, "sorted_accuracy": r.sorted_accuracy,
+                            "n_sorted": r.n_sorted} for r in self.trade_off()],
+            "ece": self.ece(),
+            "target_precision": target,
+            "threshold_for_target": low,
+            "sorted_at_target": len(covered) / len(conf) if conf else 0.0,
+        }
 
     def errors(self) -> list[dict[str, Any]]:
         """Misclassified files, most confident first."""

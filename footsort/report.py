@@ -88,3 +88,49 @@ def plot_samples(folder: Path, items: Sequence[tuple[Path, str, str, float]], co
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def plot_reliability(folder: Path, bins: Sequence[tuple[float, float, int]], ece: float) -> Path:
+    """Reliability diagram: accuracy against confidence per bin; the diagonal is perfect calibration."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    if bins:
+        ax.plot([b[0] for b in bins], [b[1] for b in bins], "o-", label="model")
+        for conf, acc, n in bins:
+            ax.annotate(str(n), (conf, acc), textcoords="offset points", xytext=(3, -10), fontsize=7)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"reliability (ECE {ece:.3f})")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = folder / "reliability.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_risk_coverage(folder: Path, curve: Sequence[tuple[float, float, float]], target: float,
+                       threshold: float | None) -> Path:
+    """Accuracy of the automatically sorted photos against the share sorted, with the target precision."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot([c for c, _, _ in curve], [a for _, a, _ in curve], "-", label="sorted automatically")
+    ax.axhline(target, color="red", ls="--", lw=1, label=f"target precision {target:.2f}")
+    if threshold is not None:
+        at = [c for c, _, low in curve if low >= threshold]
+        if at:
+            ax.axvline(max(at), color="green", ls=":", lw=1, label=f"threshold {threshold:.3f}: {max(at):.0%} sorted")
+    ax.set_xlabel("share sorted automatically (the rest goes to review/)")
+    ax.set_ylabel("accuracy of the sorted")
+    ax.set_xlim(0, 1)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = folder / "risk_coverage.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -62,12 +62,22 @@ def classify(images: tuple[Path, ...], model: Path | None, device: str | None, a
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None, help="Where to run.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--batch-size", default=16, show_default=True, help="Images per forward pass.")
-def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bool, batch_size: int) -> None:
+@click.option("--target-precision", type=click.FloatRange(0.5, 1.0), default=0.95, show_default=True,
+              help="Report the lowest threshold whose automatically sorted photos are right this often.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for metrics.json, reliability.png, risk_coverage.png and confusion.png.")
+def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bool, batch_size: int,
+             target_precision: float, report_dir: Path | None) -> None:
     """Score a model on a labelled folder DATA_DIR/<class>/<images>.
+
+    Prints accuracy, per-class scores, the confusion matrix, and the confidence trade-off: for each
+    threshold, the share of photos sorted automatically and how often those are right, the expected
+    calibration error, and the lowest threshold that reaches --target-precision.
 
     \b
     Example:
       footsort evaluate ~/Pictures/labelled
+      footsort evaluate ~/Pictures/labelled --target-precision 0.98 --report ~/footsort-report
       footsort evaluate ../shared/data/footwear-street --json > street.json
     """
     from footsort.datasets import scan
@@ -79,8 +89,11 @@ def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bo
         result = run_eval(clf, data, batch_size=batch_size, tick=bar.update)
     for path, reason in result.unreadable:
         click.echo(f"warning: skipped {reason}", err=True)
+    confidence = result.confidence_json(target_precision)
+    if report_dir is not None:
+        _write_eval_report(report_dir, result, confidence, target_precision)
     if as_json:
-        click.echo(json.dumps(result.to_json()))
+        click.echo(json.dumps({**result.to_json(), **confidence}))
         return
     s = result.scores
     click.echo(f"model {clf.version}  accuracy {s.accuracy:.4f}  balanced {s.balanced_accuracy:.4f}  n={s.n}")
@@ -90,11 +103,34 @@ def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bo
     click.echo("confusion (rows true, columns predicted): " + ", ".join(s.classes))
     for name, row in zip(s.classes, s.confusion):
         click.echo(f"  {name:<12}" + " ".join(f"{v:>6}" for v in row))
+    click.echo("threshold -> sorted automatically (the rest to review/) -> accuracy of the sorted")
+    for row in confidence["thresholds"]:
+        acc = f"{row['sorted_accuracy']:.4f}" if row["sorted_accuracy"] is not None else "-"
+        click.echo(f"  {row['threshold']:<6}{row['sorted']:>8.1%}  ({row['n_sorted']:>5})  {acc:>8}")
+    low = confidence["threshold_for_target"]
+    click.echo(f"expected calibration error {confidence['ece']:.4f}; "
+               + (f"lowest threshold for {target_precision:.2f} precision: {low:.4f} "
+                  f"({confidence['sorted_at_target']:.1%} sorted)" if low is not None
+                  else f"no threshold reaches {target_precision:.2f} precision on these photos"))
+    if report_dir is not None:
+        click.echo(f"report: {report_dir}")
     errors = result.errors()
     if errors:
         click.echo(f"misclassified ({len(errors)}):")
         for e in errors:
             click.echo(f"  {e['path']}\ttrue {e['true']}\tpred {e['pred']}\t{e['confidence']:.3f}")
+
+
+def _write_eval_report(folder: Path, result, confidence: dict, target: float) -> None:
+    """metrics.json and the reliability, risk-coverage and confusion plots of one evaluation."""
+    from footsort import report
+    from footsort.metrics import reliability_bins, risk_coverage
+
+    conf, right = result.confidences()
+    report.write_metrics(folder, {**result.to_json(), **confidence})
+    report.plot_reliability(folder, reliability_bins(conf, right), confidence["ece"])
+    report.plot_risk_coverage(folder, risk_coverage(conf, right), target, confidence["threshold_for_target"])
+    report.plot_confusion(folder, result.scores)
 
 
 @click.command()
