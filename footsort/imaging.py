@@ -36,8 +36,21 @@ def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+SHRINK_ABOVE = 24_000_000  # pixels; a larger non-JPEG image is box-reduced right after decoding (memory)
+
+
+def _shrunk(im: Image.Image, min_side: int | None) -> Image.Image:
+    """A huge decoded image reduced (short side >= min_side) before the full-size RGB conversions."""
+    w, h = im.size
+    factor = min(w, h) // min_side if min_side and w * h > SHRINK_ABOVE else 1
+    if factor < 2 or im.mode in ("P", "1"):
+        return im
+    return im.reduce(factor)
+
+
 def load_rgb(path: Path, min_side: int | None = None) -> Image.Image:
-    """Decode `path` to an upright RGB image; with `min_side`, JPEGs decode at reduced scale (draft)."""
+    """Decode `path` to an upright RGB image; with `min_side`, JPEGs decode at reduced scale (draft) and
+    huge images of other formats are reduced right after decoding."""
     path = Path(path)
     if path.suffix.lower() in (".heic", ".heif") and not _register_heif():
         raise UnreadableImage(f"{path}: HEIC needs pillow-heif; install it with `pip install pillow-heif`")
@@ -57,7 +70,8 @@ def load_rgb(path: Path, min_side: int | None = None) -> Image.Image:
                 if getattr(im, "is_animated", False):
                     im.seek(0)
                 im.load()
-                out = ImageOps.exif_transpose(im)
+                ImageOps.exif_transpose(im, in_place=True)  # in place: no second full-size copy
+                out = _shrunk(im, min_side)
                 if out.mode in ("RGBA", "LA", "PA") or (out.mode == "P" and "transparency" in out.info):
                     rgba = out.convert("RGBA")
                     bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
