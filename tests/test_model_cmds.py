@@ -62,9 +62,26 @@ def test_evaluate_json_is_one_object(trained: dict) -> None:
     result = CliRunner().invoke(main, ["evaluate", str(trained["data"]), "--model", str(trained["model"]), "--json"])
     assert result.exit_code == 0, result.stderr
     obj = json.loads(result.stdout)
-    assert set(obj) == {"accuracy", "n", "classes", "per_class", "confusion", "errors"}
+    assert {"accuracy", "n", "classes", "per_class", "confusion", "errors"} <= set(obj)  # the documented keys stay
+    assert {"thresholds", "ece", "target_precision", "threshold_for_target", "sorted_at_target"} <= set(obj)
     assert obj["n"] == 16 and sum(map(sum, obj["confusion"])) == 16
     assert len(obj["errors"]) == round((1 - obj["accuracy"]) * 16)
+    half = next(r for r in obj["thresholds"] if r["threshold"] == 0.5)
+    assert half["sorted"] == 1.0 and half["sorted_accuracy"] == pytest.approx(obj["accuracy"])  # two classes: all >= 0.5
+    shares = [r["sorted"] for r in obj["thresholds"]]
+    assert shares == sorted(shares, reverse=True)
+
+
+def test_evaluate_prints_the_trade_off_and_writes_the_plots(trained: dict, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    result = CliRunner().invoke(main, ["evaluate", str(trained["data"]), "--model", str(trained["model"]),
+                                       "--target-precision", "0.9", "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "accuracy of the sorted" in result.stdout and "expected calibration error" in result.stdout
+    assert "0.9 precision" in result.stdout or "0.90 precision" in result.stdout
+    for png in ("reliability.png", "risk_coverage.png", "confusion.png"):
+        assert (report / png).stat().st_size > 1000
+    assert "thresholds" in json.loads((report / "metrics.json").read_text())
 
 
 def test_evaluate_rejects_foreign_class_folder(trained: dict, tmp_path: Path) -> None:
