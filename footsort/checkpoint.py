@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import math
+import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from footsort import atomic
 from footsort.errors import ModelFileError
 
 FORMAT = "footsort-model"
@@ -53,18 +54,140 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+# -- what a model file may say ---------------------------------------------------------------------
+# Class names become folder names inside the inbox, so a model file is refused unless each one is a
+# single plain folder name; its architecture and tensor shapes are checked before anything is allocated.
+
+RESERVED_FOLDERS = frozenset({"review", "failed"})  # footsort's own folders beside the class folders
+MAX_CLASSES = 1000
+_NOT_IN_NAMES = frozenset('/\\:*?"<>|')  # separators, and what Windows does not allow in a name
+_WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                              *(f"lpt{i}" for i in range(1, 10))})
+_FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
+
+
+def _folder_key(name: str) -> str:
+    """Names that one case-insensitive or normalising filesystem (macOS, Windows) stores as one folder."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def class_name_problem(name: object) -> str | None:
+    """Why `name` cannot be a class folder name inside the inbox, or None when it can."""
+    if not isinstance(name, str):
+        return f"class name {name!r} is not text"
+    if not name:
+        return "a class name is empty"
+    shown = repr(name)
+    if name in (".", ".."):
+        return f"class name {shown} is not a folder of its own"
+    if any(c in ("/", "\\") for c in name):
+        return f"class name {shown} is a path, not one folder name"
+    if any(not c.isprintable() for c in name):
+        return f"class name {shown} contains a control or invisible character"
+    if name.startswith("."):
+        return f"class name {shown} starts with a dot (a hidden folder)"
+    bad = sorted(c for c in set(name) if c in _NOT_IN_NAMES)
+    if bad:
+        return f"class name {shown} contains {''.join(bad)!r}, which folder names cannot hold everywhere"
+    if name != name.strip() or name.endswith("."):
+        return f"class name {shown} starts or ends with a space or ends with a dot"
+    if len(name.encode("utf-8")) > 255:
+        return f"class name {shown[:40]}... is longer than a folder name can be"
+    if name.split(".")[0].casefold() in _WINDOWS_DEVICES:
+        return f"class name {shown} is a reserved device name on Windows"
+    if _folder_key(name) in RESERVED_FOLDERS:
+        return f"class name {shown} is the name of footsort's own {name.lower()}/ folder"
+    return None
+
+
+def classes_problem(classes: object) -> str | None:
+    """Why `classes` cannot be a model's classes (unique, 2 to MAX_CLASSES plain folder names), or None."""
+    if not isinstance(classes, (list, tuple)):
+        return "its classes are not a list of names"
+    if not 2 <= len(classes) <= MAX_CLASSES:
+        return f"it has {len(classes)} classes; a model needs 2 to {MAX_CLASSES}"
+    seen: dict[str, str] = {}
+    for name in classes:
+        problem = class_name_problem(name)
+        if problem:
+            return problem
+        key = _folder_key(name)
+        if key in seen:
+            return f"class names {seen[key]!r} and {name!r} would be the same folder"
+        seen[key] = name
+    return None
+
+
+def _number(value: object, low: float, high: float, integer: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        return False
+    return math.isfinite(value) and low <= value <= high
+
+
+def _meta_problem(meta: ModelVersion) -> str | None:
+    problem = classes_problem(meta.classes)
+    if problem:
+        return problem
+    arch, pre = meta.arch, meta.preprocess
+    if not isinstance(arch, dict) or not isinstance(pre, dict):
+        return "its architecture or preprocessing is not a table of settings"
+    rules = {"num_classes": lambda v: v == len(meta.classes), "preset": lambda v: v in ("paper", "lite"),
+             "width": lambda v: _number(v, 1, 4096, True), "hidden": lambda v: _number(v, 1, 16384, True),
+             "dropout": lambda v: _number(v, 0.0, 0.99), "backbone_width": lambda v: _number(v, 0.05, 4.0)}
+    for key, ok in rules.items():
+        if key in arch and not ok(arch[key]):
+            if key == "num_classes":
+                return f"its head has {arch[key]!r} outputs but it names {len(meta.classes)} classes"
+            return f"architecture field {key} = {arch[key]!r} is out of range"
+    if not _number(pre.get("size"), 16, 2048, True):
+        return f"preprocess size {pre.get('size')!r} is not a pixel size from 16 to 2048"
+    if pre.get("fit", "crop") not in ("crop", "pad", "squash"):
+        return f"preprocess fit {pre.get('fit')!r} is not crop, pad or squash"
+    for key, low in (("mean", -10.0), ("std", 1e-6)):
+        v = pre.get(key)
+        if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(_number(x, low, 10.0) for x in v)):
+            return f"preprocess {key} {v!r} is not three sane numbers"
+    if not _number(meta.temperature, 1e-3, 1e3):
+        return f"temperature {meta.temperature!r} is not a positive number"
+    if not isinstance(meta.version, str) or not meta.version or any(not c.isprintable() for c in meta.version):
+        return f"version {meta.version!r} is not a plain name"
+    return None
+
+
+def check_meta(meta: ModelVersion, path: Path) -> None:
+    """Refuse metadata whose classes are not unique plain folder names or whose settings are out of range."""
+    problem = _meta_problem(meta)
+    if problem:
+        raise ModelFileError(f"model file {path} is refused: {problem} (class names must be unique, each one "
+                             "plain folder name other than review and failed)")
+
+
+def _check_tensors(path: Path, arch: Any) -> None:
+    """Compare the file's tensor names, shapes and kinds (its header only) with what `arch` needs; nothing allocated."""
+    import torch
+    from safetensors import safe_open
+
+    from footsort.model import FootwearNet
+
+    with torch.device("meta"):
+        expected = {k: v for k, v in FootwearNet(arch).state_dict().items()}
     try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with safe_open(str(path), framework="pt") as fh:
+            found = {k: (tuple(fh.get_slice(k).get_shape()), fh.get_slice(k).get_dtype()) for k in fh.keys()}
+    except Exception as exc:
+        raise ModelFileError(f"model file {path} is truncated or corrupted ({exc}); re-download or retrain it") from None
+    problems = [f"missing {k}" for k in expected if k not in found]
+    problems += [f"unexpected {k}" for k in found if k not in expected]
+    for k, t in expected.items():
+        if k in found:
+            shape, dtype = found[k]
+            if shape != tuple(t.shape):
+                problems.append(f"{k} is {list(shape)}, the architecture needs {list(t.shape)}")
+            elif t.is_floating_point() != (dtype in _FLOAT_DTYPES):
+                problems.append(f"{k} holds {dtype}")
+    if problems:
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise ModelFileError(f"model file {path} does not match its own architecture ({'; '.join(problems[:3])}{more})")
 
 
 def save(model: Any, meta: ModelVersion, path: Path, half: bool = True) -> Path:
@@ -72,13 +195,14 @@ def save(model: Any, meta: ModelVersion, path: Path, half: bool = True) -> Path:
     import torch
     from safetensors.torch import save_file
 
+    check_meta(meta, Path(path))  # never write a model file footsort would refuse to load
     tensors = {}
     for name, t in model.state_dict().items():
         t = t.detach().cpu()
         if half and t.is_floating_point() and name != "temperature":
             t = t.to(torch.float16)
         tensors[name] = t.contiguous()
-    _atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata={_META_KEY: meta.to_json()}))
+    atomic.write_with(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata={_META_KEY: meta.to_json()}))
     return Path(path)
 
 
@@ -119,12 +243,15 @@ def read_metadata(path: str | Path) -> ModelVersion:
         fv = data.pop("format_version", None)
         if fv != FORMAT_VERSION:
             raise ModelFileError(f"model file {path} has format version {fv}; this footsort reads {FORMAT_VERSION}: upgrade footsort")
-        data["classes"] = tuple(data["classes"])
-        return ModelVersion(**data)
+        if isinstance(data.get("classes"), list):
+            data["classes"] = tuple(data["classes"])
+        meta = ModelVersion(**data)
     except ModelFileError:
         raise
     except Exception as exc:
         raise ModelFileError(f"model file {path} has unreadable footsort metadata ({exc})") from None
+    check_meta(meta, path)
+    return meta
 
 
 def load(path: str | Path) -> tuple[Any, ModelVersion]:
@@ -136,11 +263,19 @@ def load(path: str | Path) -> tuple[Any, ModelVersion]:
 
     meta = read_metadata(path)
     try:
+        arch = Architecture(**meta.arch)
+    except TypeError as exc:
+        raise ModelFileError(f"model file {path} has an unknown architecture field ({exc})") from None
+    if arch.num_classes != len(meta.classes):
+        raise ModelFileError(f"model file {path} is refused: its head has {arch.num_classes} outputs "
+                             f"but it names {len(meta.classes)} classes")
+    _check_tensors(Path(path), arch)  # before anything the size of the network is allocated
+    try:
         tensors = load_file(str(path))
     except Exception as exc:
         raise ModelFileError(f"model file {path} is truncated or corrupted ({exc}); re-download or retrain it") from None
     try:
-        model = FootwearNet(Architecture(**meta.arch))
+        model = FootwearNet(arch)
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
         model.load_state_dict(state, strict=True)
     except Exception as exc:

@@ -15,12 +15,11 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from footsort import paths
+from footsort import atomic, paths
 from footsort.errors import UnreadableImage
 from footsort.presets import Preprocess
 
@@ -140,25 +139,21 @@ class FeatureCache:
         import torch
         from safetensors.torch import save_file
 
-        p = self.path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        os.close(fd)
-        try:
-            save_file({"features": features.detach().to(torch.float16).cpu().contiguous()}, tmp)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        tensors = {"features": features.detach().to(torch.float16).cpu().contiguous()}
+        atomic.write_with(self.path(key), lambda tmp: save_file(tensors, str(tmp)))
 
     def size(self) -> int:
         """Bytes on disk."""
         return sum(f.stat().st_size for f in self.root.rglob("*.safetensors")) if self.root.is_dir() else 0
 
     def prune(self, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
-        """Delete least recently used entries until at most `max_bytes` remain; how many were deleted."""
+        """Delete least recently used entries until at most `max_bytes` remain; how many were deleted.
+
+        Temporary files of writes a killed process left behind go too, once they are old."""
         if not self.root.is_dir():
             return 0
+        for folder in [self.root, *(d for d in self.root.rglob("*") if d.is_dir() and not d.is_symlink())]:
+            atomic.clean_stale(folder)
         entries = []
         for f in self.root.rglob("*.safetensors"):
             try:

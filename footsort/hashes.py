@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from footsort import paths
+from loguru import logger
+
+from footsort import atomic, paths
 from footsort.sorter import file_hash
 
 
@@ -27,8 +29,13 @@ class ContentHashes:
             try:
                 raw = json.loads(memo.read_text(encoding="utf-8"))
                 self._known = {k: (int(v[0]), int(v[1]), str(v[2])) for k, v in raw.items()}
-            except (OSError, ValueError, TypeError, IndexError):
+            except FileNotFoundError:
                 self._known = {}
+            except (OSError, ValueError, TypeError, IndexError, AttributeError) as exc:
+                self._known = {}
+                self._dirty = True  # rewritten whole at the next save
+                logger.warning(f"the content-hash cache {memo} is unreadable ({type(exc).__name__}); "
+                               "hashing files again (slower this once, nothing else is lost)")
 
     @classmethod
     def open(cls) -> "ContentHashes":
@@ -63,8 +70,5 @@ class ContentHashes:
         if self.path is None or not self._dirty:
             return
         alive = {k: v for k, v in self._known.items() if os.path.exists(k)}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(alive), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic.write_text(self.path, json.dumps(alive))
         self._dirty = False

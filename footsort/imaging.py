@@ -18,7 +18,7 @@ _heif_registered: bool | None = None
 
 
 def _register_heif() -> bool:
-    """Teach Pillow HEIC/HEIF when pillow-heif is installed."""
+    """Teach Pillow HEIC/HEIF when pillow-heif is installed (once)."""
     global _heif_registered
     if _heif_registered is None:
         try:
@@ -29,6 +29,11 @@ def _register_heif() -> bool:
         except Exception:  # pragma: no cover - optional dependency missing
             _heif_registered = False
     return _heif_registered
+
+
+# Up front, not when a `.heic` name is first seen: phones and messengers save HEIC under `.jpg` too,
+# and Pillow recognises a file by its content only among the formats registered when it is opened.
+_register_heif()
 
 
 def is_image_name(path: Path) -> bool:

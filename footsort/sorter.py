@@ -13,6 +13,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import stat
 import sys
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Iterable
 
 from loguru import logger
 
+from footsort.atomic import fsync_dir as _fsync_dir
 from footsort.journal import Action, Details, Entry, Journal
 from footsort.naming import candidates
 
@@ -30,6 +32,34 @@ TEMP_PREFIX = ".footsort-"  # temporary copies; hidden and suffixed .part, so no
 
 class Vanished(Exception):
     """The source disappeared before it could be moved (deleted or moved by someone else)."""
+
+
+class UnsafeFolder(OSError):
+    """An output folder is a symbolic link (or not a folder): footsort will not move a file through it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ELOOP, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def check_output_folder(folder: Path) -> None:
+    """Raise UnsafeFolder when `folder` exists as a link or as something other than a folder; a missing one is fine."""
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = f" (to {os.readlink(folder)})"
+        except OSError:
+            target = ""
+        raise UnsafeFolder(f"{folder} is a symbolic link{target}; footsort does not follow links for the folders "
+                           "it sorts into: replace it with a real folder")
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeFolder(f"{folder} is not a folder; move it away so footsort can make the folder")
 
 
 def file_hash(path: Path) -> str:
@@ -91,20 +121,6 @@ def rename_noreplace(src: Path, dst: Path) -> None:
         raise
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a directory's entries durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _copy_verified(src: Path, tmp: Path, expected: str | None) -> None:
     """Copy src to a new file tmp (never replacing), fsync it, and check the copy's hash."""
     import shutil
@@ -153,6 +169,8 @@ class Sorter:
     def move(self, move: Move) -> Path:
         """Move a file into `move.folder` under a free name; the final path (raises Vanished, OSError)."""
         name = move.name or move.source.name
+        if move.action != "undo":  # undo goes back where the file came from, wherever the user put it
+            check_output_folder(move.folder)
         if self.dry_run:
             dest = next(move.folder / c for c in candidates(name)
                         if not os.path.lexists(move.folder / c) and move.folder / c not in self._planned)
@@ -161,6 +179,8 @@ class Sorter:
         if not os.path.lexists(move.source):
             raise Vanished(f"{move.source}: gone before it could be moved")
         move.folder.mkdir(parents=True, exist_ok=True)
+        if move.action != "undo":
+            check_output_folder(move.folder)  # again: made (or swapped for a link) since the first look
         same_fs = os.lstat(move.source).st_dev == os.stat(move.folder).st_dev
         try:
             return self._journaled(move, name, copy=not same_fs)

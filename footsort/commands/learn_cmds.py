@@ -495,8 +495,8 @@ def models_use(version: str) -> None:
 
     previous = registry.current_version()
     registry.use(version)
-    if previous != version:
-        _tell_plugins(version, previous)
+    if registry.current_version() != previous:  # `default` is stored as ''
+        _tell_plugins(registry.current_version(), previous)
     click.echo(f"model {version} is now in use (was {previous or 'default'}); a running daemon switches before its next batch")
 
 
