@@ -22,7 +22,9 @@ class FootsortGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FootsortError as exc:
-            click.echo(f"error: {exc}", err=True)
+            from footsort.safe_text import shown
+
+            click.echo(f"error: {shown(exc)}", err=True)  # one line, whatever file name or URL it quotes
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -57,6 +59,8 @@ def main(ctx: click.Context, verbose: bool, quiet: bool, log_json: bool) -> None
 def _register() -> None:
     from footsort.commands import COMMAND_MODULES
     import importlib
+
+    COMMAND_MODULES = (*COMMAND_MODULES, "ui_cmds")  # footsort ui: the review page (footsort/ui/)
 
     for name in COMMAND_MODULES:
         try:

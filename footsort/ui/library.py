@@ -1,0 +1,246 @@
+"""What the review page lists: photos in review/ and the latest automatic sorts, with what the journal says.
+
+Reading only: the folders (one `scandir` each) and the journal (read-only SQLite). Every photo gets an
+opaque id (a hash of its path); the server acts only on photos found by these listings, so nothing a
+request says can name a file outside the configured folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from footsort import corrections, paths
+from footsort.imaging import is_image_name
+
+_CHUNK = 400  # SQLite host parameters per query
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One photo on the page and what the model said about it (from the journal; empty when unknown)."""
+
+    id: str
+    path: Path
+    root: Path  # the library: holds the class folders and review/
+    folder: str  # "review" or a class name: where it is now
+    size: int
+    mtime: float
+    hash: str | None = None
+    label: str = ""  # the model's best guess
+    confidence: float | None = None
+    probabilities: Mapping[str, float] = field(default_factory=dict)
+    model_version: str = ""
+    sorted_at: float | None = None
+
+    def as_json(self) -> dict:
+        """What the page needs (never the path's folders: only the name)."""
+        return {"id": self.id, "name": self.path.name, "folder": self.folder, "label": self.label,
+                "confidence": self.confidence, "probabilities": dict(self.probabilities),
+                "model_version": self.model_version, "sorted_at": self.sorted_at, "mtime": self.mtime,
+                "v": (self.hash or "")[:16]}
+
+
+@dataclass(frozen=True)
+class Library:
+    """The folders the page shows: library roots, their classes, and the review folder's name."""
+
+    roots: tuple[Path, ...]
+    classes: tuple[str, ...]
+    review: str = "review"
+
+    def folders(self) -> list[Path]:
+        """Every folder the page lists (review first)."""
+        return [root / name for root in self.roots for name in (self.review, *self.classes)]
+
+
+def photo_id(path: Path) -> str:
+    """A stable, opaque id for a photo at a path."""
+    return hashlib.sha256(os.fsencode(str(path))).hexdigest()[:20]
+
+
+def _images(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as it:
+            return [e for e in it if not e.name.startswith(".") and is_image_name(Path(e.name))
+                    and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+@contextmanager
+def _reading(journal: Path | None) -> Iterator[sqlite3.Connection | None]:
+    """The journal, read-only; None when there is none yet."""
+    path = paths.journal_file() if journal is None else Path(journal)
+    if not path.exists():
+        yield None
+        return
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    conn.row_factory = sqlite3.Row
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+_COLUMNS = "id, action, hash, size, destination, label, confidence, probabilities, model_version, finished"
+_MOVED = "state = 'done' AND undone_by IS NULL AND action IN ('sort', 'review')"
+
+
+def _to_db(value: str) -> str | bytes:
+    """A path as the journal stores it: text, or the name's raw bytes when it is not valid UTF-8."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return os.fsencode(value)
+
+
+def _text(value: object) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else str(value or "")
+
+
+def _rows(conn: sqlite3.Connection | None, column: str, values: Sequence[str]) -> dict[str, sqlite3.Row]:
+    """The latest finished, not undone sort/review row per value of `column` (destination or hash)."""
+    out: dict[str, sqlite3.Row] = {}
+    if conn is None:
+        return out
+    extra = " AND model_version != ''" if column == "hash" else ""  # by content: what a model said
+    for i in range(0, len(values), _CHUNK):
+        part = values[i:i + _CHUNK]
+        sql = (f"SELECT {_COLUMNS} FROM actions WHERE {_MOVED}{extra} AND {column} IN"
+               f" ({', '.join('?' * len(part))}) ORDER BY id")
+        try:
+            for row in conn.execute(sql, [_to_db(v) for v in part]):
+                out[_text(row[column])] = row  # ordered by id: the latest wins
+        except sqlite3.Error:
+            return out
+    return out
+
+
+def _probabilities(text: str | None) -> dict[str, float]:
+    try:
+        return {str(k): float(v) for k, v in json.loads(text or "{}").items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _photo(entry: os.DirEntry, root: Path, folder: str, row: sqlite3.Row | None, content: str | None) -> Photo:
+    st = entry.stat(follow_symlinks=False)
+    path = Path(entry.path)
+    if row is None:
+        return Photo(photo_id(path), path, root, folder, st.st_size, st.st_mtime, content)
+    same = row["size"] is None or row["size"] == st.st_size
+    probs = _probabilities(row["probabilities"])
+    label, conf = _text(row["label"]), row["confidence"]
+    if _text(row["model_version"]) == corrections.HUMAN and probs:  # a person put it here: show what the model had said
+        label = max(probs, key=lambda k: probs[k])
+        conf = probs[label]
+    return Photo(photo_id(path), path, root, folder, st.st_size, st.st_mtime,
+                 content or (row["hash"] if same else None), label, conf, probs, _text(row["model_version"]),
+                 row["finished"])
+
+
+def _confidence_order(p: Photo) -> tuple:
+    return (p.confidence is None, p.confidence if p.confidence is not None else 0.0, p.path.name)
+
+
+def review_queue(lib: Library, journal: Path | None = None, hashes: object | None = None) -> list[Photo]:
+    """Photos in each review/ folder, least confident first (unknown confidence last)."""
+    listed = [(root, e) for root in lib.roots for e in _images(root / lib.review)]
+    with _reading(journal) as conn:
+        by_dest = _rows(conn, "destination", [e.path for _, e in listed])
+        unknown = [e for _, e in listed if e.path not in by_dest]
+        digests: dict[str, str] = {}
+        if unknown and hashes is not None:  # renamed or put back by hand: look it up by content
+            got = hashes.many(Path(e.path) for e in unknown)  # type: ignore[attr-defined]
+            digests = {str(p): h for p, h in got.items()}
+        by_hash = _rows(conn, "hash", sorted(set(digests.values())))
+    out = []
+    for root, e in listed:
+        row = by_dest.get(e.path)
+        content = digests.get(e.path)
+        if row is None and content is not None:
+            row = by_hash.get(content)
+        try:
+            out.append(_photo(e, root, lib.review, row, content))
+        except OSError:  # gone since the listing
+            continue
+    return sorted(out, key=_confidence_order)
+
+
+def recent_sorts(lib: Library, per_class: int = 48, journal: Path | None = None) -> dict[str, list[Photo]]:
+    """Per class, the latest automatic sorts still in place, lowest confidence first."""
+    out: dict[str, list[Photo]] = {c: [] for c in lib.classes}
+    with _reading(journal) as conn:
+        if conn is None:
+            return out
+        for label in lib.classes:
+            homes = {root / label: root for root in lib.roots}
+            try:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM actions WHERE {_MOVED} AND action = 'sort' AND model_version != ''"
+                    " AND label = ? ORDER BY id DESC LIMIT ?", (label, per_class * 4)).fetchall()
+            except sqlite3.Error:
+                return out
+            seen: set[str] = set()
+            for row in rows:
+                dest = _text(row["destination"])
+                if not dest or dest in seen or Path(dest).parent not in homes:
+                    continue
+                seen.add(dest)
+                try:
+                    entry = _Entry(dest)
+                    photo = _photo(entry, homes[Path(dest).parent], label, row, None)  # type: ignore[arg-type]
+                except OSError:  # moved away or deleted since
+                    continue
+                if row["size"] is not None and photo.size != row["size"]:
+                    continue  # another file took the name
+                out[label].append(photo)
+                if len(out[label]) >= per_class:
+                    break
+            out[label].sort(key=_confidence_order)
+    return out
+
+
+class _Entry:
+    """The two things _photo needs from an os.DirEntry, for a path found in the journal."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._st = os.stat(path, follow_symlinks=False)
+        if not os.path.isfile(path) or os.path.islink(path):
+            raise FileNotFoundError(path)
+
+    def stat(self, follow_symlinks: bool = False) -> os.stat_result:
+        return self._st
+
+
+def signature(lib: Library, journal: Path | None = None) -> str:
+    """Changes whenever a photo arrives in or leaves a listed folder, or the journal is written."""
+    parts: list[str] = []
+    jpath = paths.journal_file() if journal is None else Path(journal)
+    for p in (*lib.folders(), jpath, Path(f"{jpath}-wal")):
+        try:
+            st = os.stat(p)
+            parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+        except OSError:
+            parts.append("-")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def find_roots(given: Iterable[Path], cfg: object, classes: Sequence[str]) -> tuple[Path, ...]:
+    """The libraries: each inbox's layout root (sort.output when set), else every one the journal knows."""
+    from footsort.pipeline import layout_for
+
+    given = [Path(os.path.abspath(Path(p).expanduser())) for p in given]
+    if given:
+        return tuple(dict.fromkeys(layout_for(p, cfg, classes).root for p in given))  # type: ignore[arg-type]
+    history = corrections.read_history()
+    return tuple(corrections.library_roots([], history, getattr(getattr(cfg, "sort", None), "output", "")))
