@@ -22,9 +22,7 @@ class FootsortGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FootsortError as exc:
-            from footsort.safe_text import shown
-
-            click.echo(f"error: {shown(exc)}", err=True)  # one line, whatever file name or URL it quotes
+            click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
