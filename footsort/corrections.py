@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Mapping, Sequence
 
-from footsort import events, paths
+from footsort import events, journal, paths
 from footsort.imaging import is_image_name
 
 REVIEW = "review"  # old_label of a correction the model had sent to the review queue
@@ -138,7 +138,7 @@ def read_history(journal_path: Path | None = None) -> dict[str, list[Decision]]:
     path = paths.journal_file() if journal_path is None else Path(journal_path)
     if not path.exists():
         return {}
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    conn = journal.connect_readonly(path.resolve())  # a damaged journal is an error, not "no history"
     try:
         rows = conn.execute(
             "SELECT id, hash, action, label, model_version, destination, confidence, probabilities FROM actions"
@@ -155,7 +155,7 @@ def read_history(journal_path: Path | None = None) -> dict[str, list[Decision]]:
         except (ValueError, TypeError, AttributeError):
             probabilities = {}
         out.setdefault(content, []).append(Decision(entry_id, action, label or "", version or "",
-                                                    Path(dest) if dest else None, conf, probabilities))
+                                                    journal.path_from_db(dest), conf, probabilities))
     return out
 
 

@@ -66,6 +66,30 @@ def check_config(m: Machine) -> list[Check]:
     return [Check("config", "ok", f"{path} ({found})")]
 
 
+def check_journal(m: Machine) -> list[Check]:
+    """The journal of moves reads back whole (SQLite quick_check); damaged, it is moved aside, never deleted."""
+    from footsort import journal
+
+    path = paths.journal_file()
+    if not path.exists():
+        return [Check("journal", "info", f"{path} (not created yet: nothing sorted)")]
+    try:
+        conn = journal.connect_readonly(path)
+    except journal.JournalDamaged as exc:
+        return [Check("journal", "fail", f"{path} is damaged ({exc.detail}); sort, watch, undo and log stop on it",
+                      f"move it aside (it is kept; footsort then starts a new journal): {exc.command}")]
+    except FootsortError as exc:
+        return [Check("journal", "fail", str(exc), f"check the permissions of {path.parent}")]
+    try:
+        (count,) = conn.execute("SELECT count(*) FROM actions").fetchone()
+    except Exception as exc:  # a database without footsort's table
+        return [Check("journal", "fail", f"{path} is not footsort's journal: {exc}",
+                      f"move it aside (it is kept): {journal.aside_command(path)}")]
+    finally:
+        conn.close()
+    return [Check("journal", "ok", f"{path} ({count} action(s) recorded, every page reads)")]
+
+
 def check_python(m: Machine) -> list[Check]:
     """Python 3.10 or newer."""
     v = sys.version_info
@@ -241,7 +265,7 @@ def check_logs(m: Machine) -> list[Check]:
 
 
 CHECKS: tuple[Callable[[Machine], list[Check]], ...] = (
-    check_config, check_python, check_torch, check_model, check_backbone, check_folders, check_inotify,
+    check_config, check_journal, check_python, check_torch, check_model, check_backbone, check_folders, check_inotify,
     check_service, check_plugins, check_logs,
 )
 

@@ -5,12 +5,17 @@ marked `done`, `aborted` or `vanished` after. Rows left `pending` by a process t
 "orphans"; footsort.sorter.recover() looks at the disk and settles each one. Every process that
 writes rows holds an advisory lock on `runs/<run>.lock`, so a live process's pending rows are never
 mistaken for orphans by another footsort running at the same time.
+
+Paths are stored losslessly: as TEXT when they are valid UTF-8 (nearly always), else as the raw bytes
+of the name (a BLOB; names from old cameras and other systems). The journal is checked when opened;
+a damaged one stops footsort with the command that moves it aside (nothing is deleted).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sqlite3
 import threading
 import time
@@ -89,15 +94,108 @@ class Entry:
     undone_by: int | None
 
 
+def to_db(value: Any) -> Any:
+    """A value as SQLite stores it: text that is not valid UTF-8 (a name's undecodable bytes) as its bytes."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                return os.fsencode(value)
+            except UnicodeEncodeError:  # a lone surrogate that no file name holds
+                return value.encode("utf-8", "backslashreplace")
+    return value
+
+
+def from_db(value: Any) -> Any:
+    """The inverse of to_db: a stored name's bytes back to (surrogateescape) text."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def path_from_db(value: Any) -> Path | None:
+    """A stored path column as a Path (None when empty)."""
+    return Path(from_db(value)) if value else None
+
+
 def _entry(row: sqlite3.Row) -> Entry:
-    opt = lambda v: Path(v) if v else None  # noqa: E731
+    text = lambda key: from_db(row[key])  # noqa: E731
     return Entry(
-        id=row["id"], run=row["run"], action=row["action"], state=row["state"], method=row["method"],
-        hash=row["hash"], size=row["size"], source=Path(row["source"]), destination=opt(row["destination"]),
-        temp=opt(row["temp"]),
-        details=Details(row["label"], row["confidence"], json.loads(row["probabilities"]), row["model_version"], row["reason"]),
+        id=row["id"], run=text("run"), action=row["action"], state=row["state"], method=row["method"],
+        hash=row["hash"], size=row["size"], source=Path(text("source")), destination=path_from_db(row["destination"]),
+        temp=path_from_db(row["temp"]),
+        details=Details(text("label"), row["confidence"], json.loads(row["probabilities"]), text("model_version"),
+                        text("reason")),
         started=row["started"], finished=row["finished"], undo_of=row["undo_of"], undone_by=row["undone_by"],
     )
+
+
+def aside_command(path: Path) -> str:
+    """The shell command that moves a damaged journal (with its -wal/-shm files) aside, keeping it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    moves = [f"mv {shlex.quote(str(path))} {shlex.quote(f'{path}.damaged-{stamp}')}"]
+    for suffix in ("-wal", "-shm"):
+        extra = Path(f"{path}{suffix}")
+        if extra.exists():
+            moves.append(f"mv {shlex.quote(str(extra))} {shlex.quote(f'{path}.damaged-{stamp}{suffix}')}")
+    return " && ".join(moves)
+
+
+class JournalDamaged(FootsortError):
+    """The journal file is not a readable SQLite database; `command` moves it aside (keeping it)."""
+
+    def __init__(self, path: Path, detail: str, command: str) -> None:
+        from footsort.safe_text import printable
+
+        self.path, self.detail, self.command = path, detail, command
+        super().__init__(
+            f"the journal {printable(path)} is damaged ({printable(detail)}); footsort cannot tell what it moved "
+            f"before. Move it aside to start a new journal (it is kept, nothing is deleted): {command}")
+
+
+def damaged(path: Path, detail: object) -> JournalDamaged:
+    """The one-line error for a journal SQLite cannot read, with the command that moves it aside."""
+    return JournalDamaged(path, str(detail), aside_command(path))
+
+
+def integrity_problem(conn: sqlite3.Connection) -> str | None:
+    """What SQLite's quick_check finds wrong (its first finding, one line), or None when every page reads."""
+    try:
+        found = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        if not _is_damage(exc):
+            raise
+        return str(exc)
+    if found == ["ok"]:
+        return None
+    lines = [line for text in found for line in text.splitlines() if line.strip() and not line.startswith("***")]
+    return (lines[0] if lines else "quick_check failed")[:200]
+
+
+def _checked(conn: sqlite3.Connection, path: Path) -> sqlite3.Connection:
+    """`conn` when the journal passes quick_check; else it is closed and `damaged` raised (after closing,
+    so that the command names only the -wal/-shm files that are still there)."""
+    try:
+        problem = integrity_problem(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise FootsortError(f"cannot read the journal {path}: {exc}") from None
+    except BaseException:
+        conn.close()
+        raise
+    if problem is not None:
+        conn.close()
+        raise damaged(path, problem)
+    return conn
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to an existing journal, checked first (FootsortError when damaged)."""
+    try:
+        conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30,
+                               check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise FootsortError(f"cannot open the journal {path}: {exc}") from None
+    return _checked(conn, path)
 
 
 class _RunLock:
@@ -151,27 +249,45 @@ class Journal:
         """Open (creating when writable) the journal; readonly on a missing file gives an empty one."""
         path = paths.journal_file() if path is None else Path(path)
         run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-        try:
-            if readonly:
-                if not path.exists():
-                    conn = sqlite3.connect(":memory:", check_same_thread=False)
-                    conn.executescript(_SCHEMA)
-                else:
-                    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")  # an intent must be on disk before the move it announces
-                conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise FootsortError(f"cannot open the journal {path}: {exc}; move it aside to start a new one") from None
+        if readonly and not path.exists():
+            conn = sqlite3.connect(":memory:", check_same_thread=False)
+            conn.executescript(_SCHEMA)
+        elif readonly:
+            conn = connect_readonly(path)
+        else:
+            conn = cls._connect_writable(path)
+
         conn.row_factory = sqlite3.Row
         journal = cls(conn, run, None if readonly else path.parent / "runs", readonly, path)
         if not readonly:
             journal._run_lock = _RunLock(path.parent / "runs", run)
             journal._run_lock.acquire()
         return journal
+
+    @staticmethod
+    def _connect_writable(path: Path) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise FootsortError(f"cannot open the journal {path}: {exc}; check that its folder is writable") from None
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if _is_damage(exc):  # not a database at all, or damaged in its first pages
+                raise damaged(path, exc) from None
+            raise FootsortError(f"cannot open the journal {path}: {exc}; stop the other footsort, free disk space, "
+                                "or make the file writable") from None
+        _checked(conn, path)
+        try:
+            conn.execute("PRAGMA synchronous=FULL")  # an intent must be on disk before the move it announces
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise FootsortError(f"cannot open the journal {path}: {exc}; stop the other footsort, free disk space, "
+                                "or make the file writable") from None
+        return conn
 
     def close(self) -> None:
         """Close the database and release this run's lock."""
@@ -194,7 +310,12 @@ class Journal:
             raise FootsortError("internal: the journal was opened read-only (dry run)")
         with self._mutex:
             try:
-                return self._conn.execute(sql, tuple(args))
+                return self._conn.execute(sql, tuple(map(to_db, args)))
+            except sqlite3.DatabaseError as exc:
+                if _is_damage(exc):
+                    raise damaged(self.path or Path(":memory:"), exc) from None
+                raise FootsortError(f"cannot write the journal {self.path}: {exc}; nothing more is moved until "
+                                    "this is fixed (free disk space, or stop the other footsort)") from exc
             except sqlite3.Error as exc:  # disk full, locked for too long, damaged: stop rather than move unrecorded
                 raise FootsortError(f"cannot write the journal {self.path}: {exc}; nothing more is moved until "
                                     "this is fixed (free disk space, or stop the other footsort)") from exc
@@ -259,7 +380,13 @@ class Journal:
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[Entry]:
         with self._mutex:
-            return [_entry(r) for r in self._conn.execute(sql, tuple(args)).fetchall()]
+            try:
+                rows = self._conn.execute(sql, tuple(map(to_db, args))).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if _is_damage(exc):  # damage in a page quick_check passed over (or that came later)
+                    raise damaged(self.path or Path(":memory:"), exc) from None
+                raise
+            return [_entry(r) for r in rows]
 
     def get(self, entry_id: int) -> Entry | None:
         """One row by id."""
@@ -324,6 +451,15 @@ class Journal:
         if not latest:
             return []
         return self._query(base + " AND run = ? ORDER BY id DESC", (latest[0].run,))
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite's words for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB), as opposed to busy or full."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (11, 26)
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
 
 
 def _opt(path: Path | None) -> str | None:

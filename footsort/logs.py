@@ -1,14 +1,21 @@
-"""loguru setup: readable lines on stderr, optional JSON lines, a rotating file in the log dir."""
+"""loguru setup: readable lines on stderr, optional JSON lines, a rotating file in the log dir.
+
+Every record goes through `clean_record` first: secrets redacted and control characters escaped in
+the message and in the traceback (footsort.safe_text), so no file name can forge a line and no
+webhook credential reaches a log. Variable dumps (loguru's diagnose) stay off; the file is 0600.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from footsort import paths
+from footsort.safe_text import shown
 
 if TYPE_CHECKING:
     from footsort.config import LogSection
@@ -63,6 +70,50 @@ def _journal_format(record: Any) -> str:
     return f"\\<{_SYSLOG_PRIORITY.get(record['level'].name, 6)}>{STDERR_FORMAT}\n{{exception}}"  # \< : not a colour tag
 
 
+def _format_exception(exc: BaseException | None, tb: Any, seen: set[int] | None = None) -> list[str]:
+    """Like traceback.format_exception, with each exception's message made safe (one line, no secrets)."""
+    if exc is None:
+        return []
+    seen = set() if seen is None else seen
+    seen.add(id(exc))
+    lines: list[str] = []
+    cause, context = exc.__cause__, exc.__context__
+    if cause is not None and id(cause) not in seen:
+        lines += _format_exception(cause, cause.__traceback__, seen)
+        lines.append("\nThe above exception was the direct cause of the following exception:\n\n")
+    elif context is not None and not exc.__suppress_context__ and id(context) not in seen:
+        lines += _format_exception(context, context.__traceback__, seen)
+        lines.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+    if tb is not None:
+        lines.append("Traceback (most recent call last):\n")
+        lines += [shown(line) + "\n" for chunk in traceback.format_tb(tb) for line in chunk.splitlines()]
+    name = type(exc).__qualname__
+    module = type(exc).__module__
+    if module not in ("builtins", "__main__"):
+        name = f"{module}.{name}"
+    try:
+        text = shown(exc)
+    except Exception:  # an exception whose str() fails
+        text = "<unprintable>"
+    lines.append(f"{name}: {text}\n" if text else f"{name}\n")
+    return lines
+
+
+def clean_record(record: Any) -> None:
+    """loguru patcher: redact and escape the message; fold the exception in as safe traceback text."""
+    message = shown(record["message"])
+    exc = record["exception"]
+    if exc is not None and exc.value is not None:
+        message += "\n" + "".join(_format_exception(exc.value, exc.traceback)).rstrip("\n")
+        record["exception"] = None
+    record["message"] = message
+
+
+def _private_opener(path: str, flags: int) -> int:
+    """Log files are created 0600: they name the person's files and folders."""
+    return os.open(path, flags, 0o600)
+
+
 def _write_stderr(message: str) -> None:
     # look sys.stderr up at write time, so a swapped stream (tests, click's CliRunner) is honoured
     sys.stderr.write(message)
@@ -75,15 +126,19 @@ def setup(verbose: bool = False, quiet: bool = False, json: bool = False, file: 
 
     p = plan(verbose=verbose, quiet=quiet, json=json, file=file, settings=settings)
     logger.remove()
+    logger.configure(patcher=clean_record)
+    safe: dict[str, Any] = dict(diagnose=False, backtrace=False)  # no variable dumps: they hold URLs and secrets
     if p.json:
-        logger.add(_write_stderr, level=p.stderr_level, serialize=True)
+        logger.add(_write_stderr, level=p.stderr_level, serialize=True, **safe)
     else:
         colorize = not os.environ.get("NO_COLOR") and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
         fmt = _journal_format if stderr_is_journal() else STDERR_FORMAT
-        logger.add(_write_stderr, level=p.stderr_level, format=fmt, colorize=colorize)
+        logger.add(_write_stderr, level=p.stderr_level, format=fmt, colorize=colorize, **safe)
     if p.file is not None:
+        if p.file.exists():
+            os.chmod(p.file, 0o600)  # written world-readable by an older footsort
         logger.add(
             p.file, level=p.file_level, format=FILE_FORMAT, serialize=p.json, encoding="utf-8",
-            rotation=f"{p.file_max_mb} MB", retention=p.file_keep, delay=True,
+            rotation=f"{p.file_max_mb} MB", retention=p.file_keep, delay=True, opener=_private_opener, **safe,
         )
     return p

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from typing import Container, Iterator
 
@@ -19,12 +20,13 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def _fit(stem: str, tail: str, limit: int) -> str:
-    """Shorten `stem` (by whole characters) so that stem + tail fits in `limit` UTF-8 bytes."""
-    room = limit - len(tail.encode("utf-8"))
-    raw = stem.encode("utf-8")
-    if len(raw) <= room:
-        return stem + tail
-    return raw[: max(room, 1)].decode("utf-8", errors="ignore") + tail
+    """Shorten `stem` (by whole characters) so that stem + tail fits in `limit` bytes on disk.
+
+    os.fsencode counts a name's undecodable bytes (kept as surrogateescape text) as the single bytes they are."""
+    room = max(limit - len(os.fsencode(tail)), 1)
+    while len(os.fsencode(stem)) > room:
+        stem = stem[: -max(1, (len(os.fsencode(stem)) - room) // 4)]  # a character is at most 4 bytes
+    return stem + tail
 
 
 def candidates(name: str, limit: int = NAME_MAX) -> Iterator[str]:
