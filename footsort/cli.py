@@ -22,7 +22,9 @@ class FootsortGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FootsortError as exc:
-            click.echo(f"error: {exc}", err=True)
+            from footsort.safe_text import shown
+
+            click.echo(f"error: {shown(exc)}", err=True)  # one line, whatever file name or URL it quotes
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import click
 
 from footsort.errors import FootsortError
+from footsort.safe_text import printable as _p
 
 DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
 FUSE_FROM = 40  # photos; below this the eager graph finishes before fusing (about 0.6 s of CPU) pays back
@@ -173,7 +174,7 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
     if len(items) >= FUSE_FROM:  # fusing costs a few seconds of CPU: worth it only over many photos
         getattr(classifier, "fuse_in_background", lambda: None)()
     for path, reason in skipped:
-        click.echo(f"skipped {path}: {reason}", err=True)
+        click.echo(f"skipped {_p(path)}: {_p(reason)}", err=True)
     journal = _open_journal(dry_run)
     host = _host(cfg)
     counts: Counter[str] = Counter()
@@ -191,9 +192,9 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
                 if outcome.action == "sort":
                     labels[outcome.label] += 1
                 if dry_run:
-                    where = f" -> {outcome.destination}" if outcome.destination else " (stays)"
-                    click.echo(f"{outcome.action:<9} {outcome.source}{where}"
-                               + (f"  [{outcome.reason}]" if outcome.reason else ""))
+                    where = f" -> {_p(outcome.destination)}" if outcome.destination else " (stays)"
+                    click.echo(f"{outcome.action:<9} {_p(outcome.source)}{where}"
+                               + (f"  [{_p(outcome.reason)}]" if outcome.reason else ""))
     finally:
         host.close()
         journal.close()
@@ -264,9 +265,9 @@ def undo(paths: tuple[Path, ...], last: int | None, since: str | None, dry_run: 
     verb = "would put back" if dry_run else "put back"
     for r in results:
         if r.restored is not None:
-            click.echo(f"{verb} {r.entry.destination} -> {r.restored}")
+            click.echo(f"{verb} {_p(r.entry.destination)} -> {_p(r.restored)}")
         else:
-            click.echo(f"not undone: {r.entry.destination}: {r.problem}", err=True)
+            click.echo(f"not undone: {_p(r.entry.destination)}: {_p(r.problem)}", err=True)
     done = sum(r.restored is not None for r in results)
     click.echo(f"{verb} {done} of {len(results)} file(s)")
 
@@ -295,10 +296,10 @@ def log_cmd(limit: int, as_json: bool) -> None:
         when = datetime.fromtimestamp(e.finished or e.started).strftime("%Y-%m-%d %H:%M:%S")
         if as_json:
             click.echo(json.dumps({
-                "id": e.id, "time": when, "action": e.action, "state": e.state, "source": str(e.source),
-                "destination": str(e.destination) if e.destination else None, "label": e.details.label,
+                "id": e.id, "time": when, "action": e.action, "state": e.state, "source": _p(e.source),
+                "destination": _p(e.destination) if e.destination else None, "label": e.details.label,
                 "confidence": e.details.confidence, "probabilities": dict(e.details.probabilities),
-                "model_version": e.details.model_version, "hash": e.hash, "reason": e.details.reason,
+                "model_version": e.details.model_version, "hash": e.hash, "reason": _p(e.details.reason),
                 "undone_by": e.undone_by,
             }, ensure_ascii=False))
             continue
@@ -306,9 +307,9 @@ def log_cmd(limit: int, as_json: bool) -> None:
         if e.undone_by:
             what += " (undone)"
         conf = f" {e.details.label} {e.details.confidence:.2f}" if e.details.confidence is not None else ""
-        dest = f" -> {e.destination}" if e.destination else ""
-        reason = f"  [{e.details.reason}]" if e.details.reason and e.action != "sort" else ""
-        click.echo(f"{when}  #{e.id:<5} {what:<10}{conf}  {e.source}{dest}{reason}")
+        dest = f" -> {_p(e.destination)}" if e.destination else ""
+        reason = f"  [{_p(e.details.reason)}]" if e.details.reason and e.action != "sort" else ""
+        click.echo(f"{when}  #{e.id:<5} {what:<10}{conf}  {_p(e.source)}{dest}{reason}")
 
 
 COMMANDS = [watch, sort_cmd, undo, log_cmd]

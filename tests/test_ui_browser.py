@@ -1,0 +1,118 @@
+"""The review page end to end in a real headless Chromium (Debian's chromium + chromium-driver, via Selenium).
+
+Skipped where either is missing (.ci/run installs them when it runs as root).
+UI_SCREENSHOT=path.png also saves a screenshot of the page (docs/ui-review.png comes from it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+webdriver = pytest.importorskip("selenium.webdriver")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
+
+from fakes import BLUE, MUDDY, RED, RecordingHost, write_image  # noqa: E402
+from footsort.journal import Journal  # noqa: E402
+from footsort.ui.library import Library  # noqa: E402
+from footsort.ui.server import Access, create_app  # noqa: E402
+from footsort.ui.service import ReviewService  # noqa: E402
+
+from tests.test_ui import CLASSES, inbox, invoke  # noqa: E402,F401 (the sorted-inbox fixture)
+
+
+@pytest.fixture
+def server(inbox: Path):  # noqa: F811
+    """uvicorn serving the page on a free loopback port, in a thread."""
+    import uvicorn
+
+    from footsort.commands.ui_cmds import free_port
+
+    port = free_port("127.0.0.1", 0)
+    service = ReviewService.open(Library((inbox,), CLASSES), RecordingHost())
+    access = Access.for_address("127.0.0.1", port)
+    config = uvicorn.Config(create_app(service, access), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield access.url("127.0.0.1", port)
+    srv.should_exit = True
+    thread.join(10)
+    service.close()
+
+
+@pytest.fixture
+def browser():
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,800"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_open_see_thumbnails_press_a_key_and_undo(server: str, browser, inbox: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.get(server)
+    assert "token" not in browser.current_url  # the token went into a cookie
+    cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#grid-review .card"), what="review thumbnails")
+    assert [c.find_element(By.CSS_SELECTOR, ".name").text for c in cards] == ["muddy2.jpg", "muddy1.jpg"]
+    wait_for(lambda: browser.execute_script(
+        "return [...document.querySelectorAll('#grid-review img')].every(i => i.complete && i.naturalWidth > 0)"),
+        what="thumbnails to load")
+    write_image(inbox / "review/arrived.jpg", (150, 20, 140), 21)  # a photo arrives: the page shows it by itself
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#grid-review .card")) == 3, what="the new photo")
+    if os.environ.get("UI_SCREENSHOT"):
+        browser.save_screenshot(os.environ["UI_SCREENSHOT"])
+
+    first = browser.find_elements(By.CSS_SELECTOR, "#grid-review .card")[0].find_element(By.CSS_SELECTOR, ".name").text
+    ActionChains(browser).send_keys("1").perform()  # 1 = sapatos
+    wait_for(lambda: (inbox / "sapatos" / first).exists(), what=f"{first} in sapatos/")
+    assert not (inbox / "review" / first).exists()
+    with Journal.open(readonly=True) as journal:
+        row = journal.recent(1)[0]
+    assert (row.action, row.state, row.details.label, row.destination) == ("sort", "done", "sapatos",
+                                                                           inbox / "sapatos" / first)
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#grid-review .card")) == 2, what="the card to go")
+
+    ActionChains(browser).send_keys("u").perform()
+    wait_for(lambda: (inbox / "review" / first).exists(), what=f"{first} back in review/")
+    assert not (inbox / "sapatos" / first).exists()
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#grid-review .card")) == 3, what="the card back")
+
+    ActionChains(browser).send_keys("a").perform()  # select all, then one key moves them all
+    ActionChains(browser).send_keys("2").perform()
+    wait_for(lambda: not list((inbox / "review").glob("*.jpg")), what="review/ to empty")
+    assert len(list((inbox / "tsinelas").glob("*.jpg"))) == 4  # red.jpg + the three
+    wait_for(lambda: browser.find_element(By.ID, "empty-review").is_displayed(), what="the empty message")
