@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 
 from footsort import atomic
 from footsort.errors import FootsortError
+from footsort.safe_text import printable
 
 UNIT_NAME = "footsort.service"
 LAUNCHD_LABEL = "local.footsort"
@@ -58,6 +59,18 @@ class ServiceSpec:
     inboxes: tuple[Path, ...]
     log_dir: Path
     environment: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        """Refuse what a unit or plist line cannot hold: a newline in a path would start a new directive."""
+        named = [*(("the inbox", str(p)) for p in self.inboxes), ("the log folder", str(self.log_dir)),
+                 *((f"the environment variable {k}", f"{k}={v}") for k, v in self.environment),
+                 *(("the service command", a) for a in self.command)]
+        for what, text in named:
+            if printable(text) != text:
+                raise FootsortError(
+                    f"{what} '{printable(text)}' holds a control character (a newline, tab or escape) or bytes that "
+                    "are not UTF-8, which a service file cannot hold safely; rename it (or use another folder) "
+                    "and run `footsort service install` again")
 
 
 @dataclass(frozen=True)
