@@ -56,6 +56,33 @@ def main(ctx: click.Context, verbose: bool, quiet: bool, log_json: bool) -> None
     logs.setup(**ctx.obj["log"])
 
 
+def _log_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """-v/-q given after the subcommand (`footsort sort -v DIR`): the same as before it."""
+    if not value or ctx.resilient_parsing:
+        return
+    from footsort import logs
+
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    opts = root.obj.setdefault("log", {})
+    opts[param.name] = True  # type: ignore[index]
+    logs.setup(**opts)
+
+
+LOG_FLAGS = (("-v", "--verbose", "Log debug details."), ("-q", "--quiet", "Log only warnings and errors."))
+
+
+def _with_log_flags(command: click.Command) -> None:
+    """Give a command (and the commands of a group) the -v/-q flags of `footsort` itself."""
+    taken = {opt for p in command.params for opt in getattr(p, "opts", ())}
+    for short, long, text in LOG_FLAGS:
+        if short not in taken and long not in taken:
+            command.params.append(click.Option([short, long], is_flag=True, expose_value=False,
+                                               callback=_log_flag, help=text))
+    for sub in getattr(command, "commands", {}).values():
+        _with_log_flags(sub)
+
+
 def _register() -> None:
     from footsort.commands import COMMAND_MODULES
     import importlib
@@ -70,6 +97,7 @@ def _register() -> None:
                 continue
             raise
         for command in module.COMMANDS:
+            _with_log_flags(command)
             main.add_command(command)
 
 

@@ -49,6 +49,7 @@ class SortSection:
     duplicates: DuplicatePolicy = "skip"  # skip: leave a copy of already-sorted content where it is
     recursive: bool = False
     batch_size: int = 8
+    max_pixels: int = 89_478_485  # larger photos go to failed/ (a decode holds about 4 bytes a pixel); Pillow's own limit
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Config:
 LIMITS: dict[str, tuple[float, float | None]] = {
     "sort.threshold": (0.0, 1.0),
     "sort.batch_size": (1, None),
+    "sort.max_pixels": (1_000_000, None),
     "log.file_max_mb": (1, None),
     "log.file_keep": (1, None),
 }
@@ -111,9 +113,17 @@ def section_types() -> dict[str, type]:
     return {f.name: hints[f.name] for f in fields(Config)}
 
 
+# Keys whose variable has a shorter name (the one messages and docs use); the systematic one works too.
+ENV_NAMES: dict[str, str] = {"model.backbone_weights": "FOOTSORT_BACKBONE_WEIGHTS"}
+
+
+def _systematic_env_var(dotted: str) -> str:
+    return ENV_PREFIX + dotted.replace(".", "_").upper()
+
+
 def env_var(dotted: str) -> str:
     """The environment variable that overrides a dotted key: sort.threshold -> FOOTSORT_SORT_THRESHOLD."""
-    return ENV_PREFIX + dotted.replace(".", "_").upper()
+    return ENV_NAMES.get(dotted) or _systematic_env_var(dotted)
 
 
 def _is_str_list(tp: Any) -> bool:
@@ -232,12 +242,11 @@ def env_values(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, 
         for f in fields(sec_type):
             if f.name == "settings":
                 continue
-            var = env_var(f"{sec_name}.{f.name}")
-            if var in environ:
-                out.setdefault(sec_name, {})[f.name] = environ[var]
-    # historical short name from the model issue
-    if "FOOTSORT_BACKBONE_WEIGHTS" in environ:
-        out.setdefault("model", {}).setdefault("backbone_weights", environ["FOOTSORT_BACKBONE_WEIGHTS"])
+            dotted = f"{sec_name}.{f.name}"
+            for var in (env_var(dotted), _systematic_env_var(dotted)):  # the documented name wins
+                if var in environ:
+                    out.setdefault(sec_name, {})[f.name] = environ[var]
+                    break
     return out
 
 

@@ -9,8 +9,11 @@ between batches: no file is dropped or handled twice.
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections import deque
+import warnings
+from collections import Counter, deque
+from contextlib import nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +33,8 @@ from footsort.sorter import Move, Sorter, Vanished, file_hash
 
 OutcomeKind = Literal["sort", "review", "failed", "duplicate", "skip", "retry", "vanished", "error"]
 LEFT_IN_PLACE: frozenset[str] = frozenset({"duplicate", "skip", "error"})
+HUGE_DECODE = 16_000_000  # decoded pixels; larger decodes (up to ~1 GB each) run one at a time
+_huge_decodes = threading.BoundedSemaphore(1)  # process-wide: every loader thread of every pipeline
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class Outcome:
     probabilities: Mapping[str, float] = field(default_factory=dict)
     model_version: str = ""
     reason: str = ""
+    transient: bool = False  # an error that may go away (read-only folder, full or missing disk): try again later
 
     @property
     def left_in_place(self) -> bool:
@@ -103,8 +109,38 @@ class Outcome:
         return self.action in LEFT_IN_PLACE
 
 
-def load(item: Item, min_side: int | None, prepare: Callable[[Image.Image], Image.Image] | None = None) -> Loaded:
-    """Stage 1 (threads): hash and decode one file (and `prepare` it for the model, e.g. resize)."""
+def image_size(path: Path) -> tuple[int, int, str] | None:
+    """Width, height and format from the file's header (nothing is decoded); None when Pillow cannot tell."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.size[0], im.size[1], im.format or ""
+    except Exception:  # unreadable, unknown or a bomb: decoding says why
+        return None
+
+
+def decoded_pixels(width: int, height: int, fmt: str, min_side: int | None) -> int:
+    """About how many pixels a decode holds: JPEG decodes at 1/2, 1/4 or 1/8 scale when the model needs less."""
+    scale = 1
+    if fmt == "JPEG" and min_side:
+        while scale < 8 and min(width, height) // (2 * scale) >= min_side:
+            scale *= 2
+    return (width // scale) * (height // scale)
+
+
+def too_large(path: Path, width: int, height: int, max_pixels: int) -> str:
+    """The failed/ reason for a photo above sort.max_pixels."""
+    return (f"{path}: {width}x{height} is {width * height / 1e6:.1f} million pixels, above sort.max_pixels "
+            f"({max_pixels / 1e6:.1f} million); raise it in the config file (`footsort config path`) to sort it")
+
+
+def load(item: Item, min_side: int | None, prepare: Callable[[Image.Image], Image.Image] | None = None,
+         max_pixels: int | None = None) -> Loaded:
+    """Stage 1 (threads): hash and decode one file (and `prepare` it for the model, e.g. resize).
+
+    Photos above `max_pixels` are not decoded; a huge decode waits until no other one runs (memory).
+    """
     path = item.path
     try:
         st = os.stat(path)
@@ -121,10 +157,15 @@ def load(item: Item, min_side: int | None, prepare: Callable[[Image.Image], Imag
                       error=f"{path}: permission denied; make it readable (chmod u+r) and move it back")
     except OSError as exc:
         return Loaded(item, size=st.st_size, mtime=st.st_mtime, error=f"{path}: cannot be read ({exc.strerror})")
+    header = image_size(path)
+    if header is not None and max_pixels and header[0] * header[1] > max_pixels:
+        return Loaded(item, digest, st.st_size, st.st_mtime, error=too_large(path, header[0], header[1], max_pixels))
+    huge = header is not None and decoded_pixels(*header, min_side) > HUGE_DECODE
     try:
-        image = load_rgb(path, min_side=min_side)
-        if prepare is not None:
-            image = prepare(image)
+        with _huge_decodes if huge else nullcontext():
+            image = load_rgb(path, min_side=min_side)
+            if prepare is not None:
+                image = prepare(image)
     except UnreadableImage as exc:
         if not os.path.lexists(path):
             return Loaded(item, vanished=True)
@@ -197,7 +238,7 @@ class Pipeline:
 
     def __init__(self, classifier: object, sorter: Sorter, journal: Journal | None, host: object,
                  policy: Policy, *, batch_size: int = 8, incomplete_seconds: float = 0.0,
-                 honour_undo: bool = False, workers: int | None = None,
+                 honour_undo: bool = False, workers: int | None = None, max_pixels: int | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.provider = as_provider(classifier)
         self.sorter = sorter
@@ -207,6 +248,7 @@ class Pipeline:
         self.batch_size = max(1, batch_size)
         self.incomplete_seconds = incomplete_seconds
         self.honour_undo = honour_undo  # the daemon must not re-sort what `undo` put back into an inbox
+        self.max_pixels = max_pixels  # sort.max_pixels: larger photos go to failed/ undecoded
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2),
                                         thread_name_prefix="footsort-load")
@@ -227,7 +269,8 @@ class Pipeline:
         clf = self.provider()
         min_side = getattr(clf, "input_size", None)
         prepare = getattr(clf, "prepare", None)  # resizing in the loading threads overlaps it with the model
-        loaded = _prefetch(lambda it: load(it, min_side, prepare), items, self._pool, ahead=2 * self.batch_size)
+        loaded = _prefetch(lambda it: load(it, min_side, prepare, self.max_pixels), items, self._pool,
+                           ahead=2 * self.batch_size)
         for chunk in _chunks(loaded, self.batch_size):
             clf = self.provider()  # between batches: a newly promoted model takes over here
             yield from self._batch(chunk, clf)
@@ -263,14 +306,14 @@ class Pipeline:
         path = x.item.path
         if x.vanished:
             return Outcome(path, "vanished", reason="gone before it could be handled")
+        left = self.journal.left_in_place(path, x.hash) if self.journal is not None and x.hash else None
+        if left is not None and left.action == "undo" and self.honour_undo:  # failed/ ones too: undo wins
+            return Outcome(path, "skip", reason=f"put back by undo (journal #{left.id}); "
+                                                "run `footsort sort` on it to sort it again")
         if x.error:
             if self.incomplete_seconds and self._clock() - x.mtime < self.incomplete_seconds:
                 return Outcome(path, "retry", reason=f"does not decode yet (maybe still being written): {x.error}")
             return self._move(x, "failed", reason=x.error)
-        left = self.journal.left_in_place(path, x.hash) if self.journal is not None and x.hash else None
-        if left is not None and left.action == "undo" and self.honour_undo:
-            return Outcome(path, "skip", reason=f"put back by undo (journal #{left.id}); "
-                                                "run `footsort sort` on it to sort it again")
         return self._duplicate(x, noted=left if left is not None and left.action == "duplicate" else None)
 
     def _duplicate(self, x: Loaded, noted: Entry | None = None) -> Outcome | None:
@@ -332,8 +375,9 @@ class Pipeline:
             dest = self.sorter.move(Move(x.item.path, folder, action, x.hash, x.size, details))
         except Vanished:
             return Outcome(x.item.path, "vanished", reason="gone before it could be moved")
-        except OSError as exc:
-            return Outcome(x.item.path, "error", label=details.label, reason=f"could not move it: {exc}")
+        except OSError as exc:  # a read-only folder, a full or missing disk: may go away
+            return Outcome(x.item.path, "error", label=details.label, reason=f"could not move it: {exc}",
+                           transient=True)
         if self.sorter.dry_run and action != "failed" and x.hash:
             self._dry_sorted[x.hash] = dest
         return replace(base, destination=dest)
@@ -371,3 +415,36 @@ class Pipeline:
                 self.host.emit(event)  # type: ignore[attr-defined]
             except Exception as exc:  # the host isolates plugins; belt and braces
                 logger.error(f"plugin host failed on {event.name}: {exc}")
+
+
+def _files(n: int) -> str:
+    return f"{n} file" + ("" if n == 1 else "s")
+
+
+def summary(counts: Mapping[str, int], labels: Mapping[str, int] | None = None, waiting: int = 0) -> str:
+    """Plain words for what a run did: `sorted 12 (sapatos 5, tsinelas 7); 3 to review; 1 failed`.
+
+    `waiting`: files left in the inbox to be tried again (still being written, or not movable yet).
+    """
+    counts = Counter(counts)
+    parts = []
+    if counts["sort"]:
+        by_label = ", ".join(f"{k} {v}" for k, v in sorted((labels or {}).items()))
+        parts.append(f"sorted {counts['sort']}" + (f" ({by_label})" if by_label else ""))
+    if counts["review"]:
+        parts.append(f"{counts['review']} to review")
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} failed")
+    if counts["duplicate"]:
+        n = counts["duplicate"]
+        parts.append(f"{n} duplicate{'' if n == 1 else 's'} left in place")
+    if counts["skip"]:
+        parts.append(f"{_files(counts['skip'])} left in place")
+    if counts["vanished"]:
+        parts.append(f"{_files(counts['vanished'])} vanished")
+    if counts["error"]:
+        n = counts["error"]
+        parts.append(f"{n} error{'' if n == 1 else 's'}")
+    if waiting:
+        parts.append(f"{_files(waiting)} still in the inbox, to be tried again")
+    return "; ".join(parts) or "nothing to sort"

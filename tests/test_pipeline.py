@@ -78,7 +78,7 @@ def test_loading_overlaps_with_the_model(tmp_path: Path, monkeypatch: pytest.Mon
     files = [write_image(inbox / f"{i}.jpg", RED, i) for i in range(6)]
     loaded: list[str] = []
     real_load = pl.load
-    monkeypatch.setattr(pl, "load", lambda item, m, prep=None: (loaded.append(item.path.name), real_load(item, m, prep))[1])
+    monkeypatch.setattr(pl, "load", lambda item, m, *rest: (loaded.append(item.path.name), real_load(item, m, *rest))[1])
     seen_during_first_batch: list[int] = []
 
     class Slow(ColourClassifier):

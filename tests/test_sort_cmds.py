@@ -159,4 +159,4 @@ def test_watch_runs_until_sigterm(inbox: Path) -> None:
         timer.cancel()
     assert result.exit_code == 0, result.output
     assert files(inbox) == {"tsinelas/red.jpg", "sapatos/blue.jpg", "review/muddy.jpg", "failed/broken.jpg", "notes.txt"}
-    assert "SIGTERM" in result.output and "stopped; handled:" in result.output
+    assert "SIGTERM" in result.output and "stopped; sorted 2 (sapatos 1, tsinelas 1); 1 to review; 1 failed" in result.output

@@ -287,6 +287,7 @@ def review(libraries: tuple[Path, ...], dry_run: bool) -> None:
     from footsort.journal import Details, Journal
     from footsort.sorter import Move, Sorter, Vanished, file_hash
 
+    _need_a_terminal()
     cfg = _config()
     classes = _classes(cfg)
     history = corrections.read_history()
@@ -355,11 +356,37 @@ def _review_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_name(p))
 
 
+NO_TERMINAL = (
+    "footsort review reads single key presses and needs a terminal; this has none (input is a pipe, a file or "
+    "an IDE console). Without one, label a photo by moving it from review/ into its class folder (e.g. "
+    "`mv INBOX/review/a.jpg INBOX/sapatos/`): `footsort retrain` learns from those moves too; or let the "
+    "model decide with `footsort sort --threshold 0.5 INBOX/review`")
+
+
+def _need_a_terminal() -> None:
+    """Fail with NO_TERMINAL where click.getchar would fail: stdin is not a terminal and /dev/tty cannot be opened."""
+    real = click.termui._getchar is None or click.termui._getchar.__module__ == "click._termui_impl"
+    if not real or os.name == "nt":
+        return  # keys come from elsewhere (click's CliRunner), or Windows' console reads them
+    try:
+        if os.isatty(sys.stdin.fileno()):
+            return
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:  # with stdin not a terminal, click reads keys from the controlling terminal
+        os.close(os.open("/dev/tty", os.O_RDWR))
+    except OSError:
+        raise FootsortError(NO_TERMINAL) from None
+
+
 def _ask(menu: str, keys: dict[str, str], path: Path) -> str:
     """A class name, or "s" (skip) or "q" (quit); "o" opens the photo and asks again."""
     while True:
         click.echo(f"  {menu}: ", nl=False)
-        key = click.getchar()
+        try:
+            key = click.getchar()
+        except OSError:  # the terminal went away
+            raise FootsortError(NO_TERMINAL) from None
         click.echo(key)
         key = key.lower()
         if key in keys:

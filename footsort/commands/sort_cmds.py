@@ -184,7 +184,7 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
         _set_logging(ctx, quiet=True)  # a bar (or dry-run lines) instead of a log line per file; warnings show
     try:
         with Pipeline(classifier, Sorter(journal, dry_run=dry_run), journal, host, policy_for(cfg, classes),
-                      batch_size=cfg.sort.batch_size) as pipeline, \
+                      batch_size=cfg.sort.batch_size, max_pixels=cfg.sort.max_pixels) as pipeline, \
                 click.progressbar(length=len(items), label="Sorting", file=sys.stderr) as bar:
             for outcome in pipeline.run(items):
                 bar.update(1)
@@ -206,13 +206,9 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
 
 
 def _summary(counts: Counter[str], labels: Counter[str], dry_run: bool) -> str:
-    parts = []
-    if counts["sort"]:
-        parts.append(f"sorted {counts['sort']} (" + ", ".join(f"{k} {v}" for k, v in sorted(labels.items())) + ")")
-    names = {"review": "to review", "failed": "failed", "duplicate": "duplicates left in place",
-             "skip": "left in place", "vanished": "vanished", "error": "errors"}
-    parts += [f"{counts[k]} {v}" for k, v in names.items() if counts[k]]
-    return ("dry run, nothing moved: " if dry_run else "") + ("; ".join(parts) or "nothing to sort")
+    from footsort.pipeline import summary
+
+    return ("dry run, nothing moved: " if dry_run else "") + summary(counts, labels)
 
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -285,6 +281,7 @@ def log_cmd(limit: int, as_json: bool) -> None:
     """
     import json
 
+    from footsort.corrections import HUMAN
     from footsort.journal import Journal
 
     with Journal.open(readonly=True) as journal:
@@ -303,10 +300,16 @@ def log_cmd(limit: int, as_json: bool) -> None:
                 "undone_by": e.undone_by,
             }, ensure_ascii=False))
             continue
-        what = e.action if e.state == "done" else f"{e.action} ({e.state})"
+        by_hand = (e.action == "sort" and e.details.label and e.details.confidence is None
+                   and e.details.model_version == HUMAN)
+        action = "labelled" if by_hand else e.action  # footsort review: a person chose the class
+        what = action if e.state == "done" else f"{action} ({e.state})"
         if e.undone_by:
             what += " (undone)"
-        conf = f" {e.details.label} {e.details.confidence:.2f}" if e.details.confidence is not None else ""
+        if by_hand:
+            conf = f" {e.details.label} (by hand)"
+        else:
+            conf = f" {e.details.label} {e.details.confidence:.2f}" if e.details.confidence is not None else ""
         dest = f" -> {_p(e.destination)}" if e.destination else ""
         reason = f"  [{_p(e.details.reason)}]" if e.details.reason and e.action != "sort" else ""
         click.echo(f"{when}  #{e.id:<5} {what:<10}{conf}  {_p(e.source)}{dest}{reason}")

@@ -183,7 +183,12 @@ def service_uninstall(ctx: click.Context, dry_run: bool) -> None:
     Example:
       footsort service uninstall
     """
-    plan = service.plan_uninstall(_platform(ctx), Path.home(), _uid(), os.environ)
+    platform = _platform(ctx)
+    path = service.installed_path(platform, Path.home(), os.environ)
+    if not path.exists():
+        click.echo(f"the service is not installed ({path} does not exist); nothing to remove")
+        return
+    plan = service.plan_uninstall(platform, Path.home(), _uid(), os.environ)
     service.apply(plan, _obj(ctx, "service_runner", service.run_command), dry_run=dry_run, echo=click.echo)
 
 
