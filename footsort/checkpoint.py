@@ -208,7 +208,10 @@ def save(model: Any, meta: ModelVersion, path: Path, half: bool = True) -> Path:
 
 def _refuse_reason(path: Path) -> str | None:
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(9)
+    size = path.stat().st_size
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") + 8 <= size:
+        return None  # a safetensors header (its length may well start with the byte a pickle starts with)
     if head[:2] == b"PK":
         return "it is a torch zip/pickle file; footsort only loads safetensors model files and never unpickles"
     if head[:1] == b"\x80":

@@ -66,3 +66,19 @@ def test_eval_transform_matches_torchvision_to_tensor_and_normalize() -> None:
     spec = Preprocess(size=48, fit="pad")
     reference = T.Compose([T.ToTensor(), T.Normalize(spec.mean, spec.std)])(fit_image(img, 48, "pad"))
     assert torch.allclose(eval_transform(spec)(img), reference, atol=1e-6)
+
+
+def test_a_heic_photo_named_jpg_decodes_in_a_fresh_process(tmp_path: Path) -> None:
+    """Pillow knows HEIC only once the opener is registered: up front, not when a `.heic` name is first seen."""
+    import subprocess
+    import sys
+
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    p = tmp_path / "IMG_0001.jpg"
+    Image.new("RGB", (64, 48), (0, 0, 255)).save(p, "HEIF")
+    code = "import sys; from footsort.imaging import load_rgb; print(load_rgb(sys.argv[1]).size)"
+    run = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr.strip().splitlines()[-1:]
+    assert run.stdout.strip() == "(64, 48)"

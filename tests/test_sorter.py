@@ -193,3 +193,38 @@ def test_undo_dry_run(tmp_path: Path, journal: Journal) -> None:
     da = Sorter(journal).move(Move(a, tmp_path / "out", "sort", file_hash(a)))
     (r,) = undo(journal.undoable(), Sorter(journal, dry_run=True))
     assert r.restored == a and da.exists() and not a.exists()
+
+
+@pytest.mark.parametrize("folder", ["tsinelas", "review", "failed"])
+def test_a_linked_output_folder_is_not_followed(tmp_path: Path, journal: Journal, folder: str) -> None:
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    outside.mkdir()
+    src = make(inbox / "a.jpg", b"A")
+    (inbox / folder).symlink_to(outside, target_is_directory=True)
+    action = "sort" if folder == "tsinelas" else folder
+    for dry_run in (True, False):
+        with pytest.raises(sorter.UnsafeFolder, match=f"{folder} is a symbolic link .*to {outside}.*real folder"):
+            Sorter(journal, dry_run=dry_run).move(Move(src, inbox / folder, action))
+    assert src.read_bytes() == b"A" and list(outside.iterdir()) == [] and not journal.recent(5)
+
+
+def test_a_dangling_link_or_a_file_in_place_of_a_folder_is_refused(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    src = make(inbox / "a.jpg", b"A")
+    (inbox / "review").symlink_to(tmp_path / "nowhere")
+    make(inbox / "failed", b"a file")
+    for name in ("review", "failed"):
+        with pytest.raises(sorter.UnsafeFolder) as info:
+            Sorter(None).move(Move(src, inbox / name, name))  # type: ignore[arg-type]
+        assert isinstance(info.value, OSError) and "\n" not in str(info.value)
+    assert src.exists() and not (tmp_path / "nowhere").exists()
+
+
+def test_undo_back_into_a_linked_inbox_still_works(tmp_path: Path, journal: Journal) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "inbox").symlink_to(real, target_is_directory=True)
+    src = make(tmp_path / "inbox" / "a.jpg", b"A")
+    Sorter(journal).move(Move(src, real / "sapatos", "sort", hash=file_hash(src)))
+    (restored,) = undo(journal.recent(1), Sorter(journal))
+    assert restored.restored == src and src.read_bytes() == b"A"
