@@ -97,7 +97,10 @@ def forget_secrets() -> None:
 
 
 def _clean_url(match: re.Match[str]) -> str:
-    url = _USERINFO.sub(lambda m: m.group(1) + MASK + "@", match.group())
+    url = match.group()
+    if _USERINFO.match(url):  # a URL that carries credentials is a secret as a whole (webhooks): host only
+        shown_as = redacted_url(url)
+        return shown_as.replace("://", f"://{MASK}@", 1) if shown_as != MASK else MASK
     return _QUERY_VALUE.sub(lambda m: m.group(1) + MASK, url)
 
 
