@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import click
 
 from footsort.errors import FootsortError
+from footsort.safe_text import printable
 
 DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
 LIBRARIES = click.argument("libraries", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
@@ -101,7 +102,7 @@ def corrections_cmd(libraries: tuple[Path, ...], as_json: bool) -> None:
                                    "new_label": c.new_label, "guess": c.guess, "model_version": c.model_version}))
         else:
             said = f"{c.old_label} ({c.guess})" if c.old_label == corrections.REVIEW and c.guess else c.old_label
-            click.echo(f"{said:>20} -> {c.new_label:<10} {c.path}")
+            click.echo(f"{said:>20} -> {c.new_label:<10} {printable(c.path)}")
     if as_json:
         return
     added = sum(e.source == "added" for e in findings.examples)
@@ -109,7 +110,7 @@ def corrections_cmd(libraries: tuple[Path, ...], as_json: bool) -> None:
     click.echo(f"{len(findings.examples)} other labelled image(s) in class folders ({added} added by hand, "
                f"{len(findings.examples) - added} sorted by the model and kept)")
     for p in findings.conflicts:
-        click.echo(f"left out (same photo in two class folders): {p}", err=True)
+        click.echo(f"left out (same photo in two class folders): {printable(p)}", err=True)
     if not findings.roots:
         click.echo("no library found: sort some photos first (footsort sort / watch) or name the folder", err=True)
 
@@ -213,9 +214,9 @@ def _show_plan(plan, findings, verbose: bool) -> None:
                f"validation {len(plan.validation)} ({counts(plan.validation)})")
     if verbose:
         for it in plan.train:
-            click.echo(f"  train {it.kind:<10} {it.label:<10} {it.path}")
+            click.echo(f"  train {it.kind:<10} {it.label:<10} {printable(it.path)}")
         for it in plan.validation:
-            click.echo(f"  val   {it.kind:<10} {it.label:<10} {it.path}")
+            click.echo(f"  val   {it.kind:<10} {it.label:<10} {printable(it.path)}")
 
 
 def _run_retrain(plan, options, cfg, findings) -> None:
@@ -237,7 +238,7 @@ def _run_retrain(plan, options, cfg, findings) -> None:
     if cache is not None:
         cache.prune()
     for p in result.skipped:
-        click.echo(f"skipped unreadable {p}", err=True)
+        click.echo(f"skipped unreadable {printable(p)}", err=True)
     s = result.seconds
     click.echo(f"features {s['features']:.1f} s ({result.cache_hits} cached, {result.cache_misses} computed), "
                f"training {s['train']:.1f} s")
@@ -308,10 +309,10 @@ def review(libraries: tuple[Path, ...], dry_run: bool) -> None:
             try:
                 content = file_hash(path)
             except OSError:
-                click.echo(f"[{n}/{len(queue)}] {path}: gone, skipped")
+                click.echo(f"[{n}/{len(queue)}] {printable(path)}: gone, skipped")
                 continue
             said = _said(history, content)
-            click.echo(f"\n[{n}/{len(queue)}] {path}")
+            click.echo(f"\n[{n}/{len(queue)}] {printable(path)}")
             if said is not None:
                 probs = said.probabilities
                 version = said.model_version
@@ -337,7 +338,7 @@ def review(libraries: tuple[Path, ...], dry_run: bool) -> None:
             except (Vanished, FileNotFoundError):
                 click.echo("  gone before it could be moved")
                 continue
-            click.echo(f"  {'would move' if dry_run else 'moved'} to {dest}")
+            click.echo(f"  {'would move' if dry_run else 'moved'} to {printable(dest)}")
             labelled += 1
             if not dry_run:
                 corrections.announce([corrections.Correction(dest, content, corrections.REVIEW, choice, guess)], host)

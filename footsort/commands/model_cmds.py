@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from footsort.errors import FootsortError
+from footsort.safe_text import printable
 
 
 def _load_classifier(model: str | None, device: str, images: int = 1000):
@@ -51,7 +52,7 @@ def classify(images: tuple[Path, ...], model: Path | None, device: str | None, a
                                    "probabilities": {k: round(v, 4) for k, v in result.probabilities.items()},
                                    "model_version": result.model_version}))
         else:
-            click.echo(f"{path}\t{result.label}\t{result.confidence:.3f}")
+            click.echo(f"{printable(path)}\t{result.label}\t{result.confidence:.3f}")  # a tab or newline in a name: escaped
     if failed == len(images):
         raise FootsortError(f"none of the {failed} file(s) could be read as an image")
 
@@ -118,7 +119,7 @@ def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bo
     if errors:
         click.echo(f"misclassified ({len(errors)}):")
         for e in errors:
-            click.echo(f"  {e['path']}\ttrue {e['true']}\tpred {e['pred']}\t{e['confidence']:.3f}")
+            click.echo(f"  {printable(e['path'])}\ttrue {e['true']}\tpred {e['pred']}\t{e['confidence']:.3f}")
 
 
 def _write_eval_report(folder: Path, result, confidence: dict, target: float) -> None:
