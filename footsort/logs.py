@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,8 +136,9 @@ def setup(verbose: bool = False, quiet: bool = False, json: bool = False, file: 
         fmt = _journal_format if stderr_is_journal() else STDERR_FORMAT
         logger.add(_write_stderr, level=p.stderr_level, format=fmt, colorize=colorize, **safe)
     if p.file is not None:
-        if p.file.exists():
-            os.chmod(p.file, 0o600)  # written world-readable by an older footsort
+        for old in p.file.parent.glob(f"{p.file.stem}*{p.file.suffix}*") if p.file.parent.is_dir() else ():
+            with suppress(OSError):  # written world-readable by an older footsort (rotated ones too)
+                os.chmod(old, 0o600)
         logger.add(
             p.file, level=p.file_level, format=FILE_FORMAT, serialize=p.json, encoding="utf-8",
             rotation=f"{p.file_max_mb} MB", retention=p.file_keep, delay=True, opener=_private_opener, **safe,

@@ -222,7 +222,10 @@ def test_webhook_secrets_reach_neither_stderr_nor_the_log_file_and_the_file_is_p
     log_file = paths.log_dir() / logs.LOG_FILE_NAME
     log_file.parent.mkdir(parents=True)
     log_file.write_text("an older line\n")
-    os.chmod(log_file, 0o644)  # written world-readable by an older footsort
+    rotated = log_file.with_name("footsort.2026-01-01_00-00-00_000000.log")
+    rotated.write_text("an even older line\n")
+    for old in (log_file, rotated):
+        os.chmod(old, 0o644)  # written world-readable by an older footsort
     box = tmp_path / "inbox"
     write_image(box / "red.jpg", RED, 1)
     settled(box)
@@ -234,7 +237,7 @@ def test_webhook_secrets_reach_neither_stderr_nor_the_log_file_and_the_file_is_p
     for secret in SECRETS:
         assert secret not in result.output and secret not in text, secret
     assert "└" not in text and "└" not in result.output  # no variable dump
-    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log_file.stat().st_mode) == stat.S_IMODE(rotated.stat().st_mode) == 0o600
 
 
 def test_a_new_log_file_is_created_private() -> None:
