@@ -111,8 +111,15 @@ def list_versions() -> list[tuple[Path, ModelVersion]]:
     for f in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
         try:
             out.append((f, read_metadata(f)))
-        except ModelFileError:
-            continue
+        except ModelFileError as exc:
+            try:
+                st = f.stat()
+                key = (str(f), st.st_mtime_ns, st.st_size)
+            except OSError:
+                continue
+            if key not in _warned:  # said once, not at every listing
+                _warned.add(key)
+                logger.warning(f"skipped a stored model: {exc}")
     return out
 
 

@@ -139,6 +139,13 @@ def test_a_stored_hostile_version_cannot_be_put_in_use(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="escape"):
         registry.use("20260101-000000-abcdef")
     assert registry.current_version() == ""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING")
+    try:
+        assert registry.list_versions() == [] and registry.list_versions() == []
+    finally:
+        logger.remove(sink)
+    assert len(lines) == 1 and "skipped a stored model" in lines[0] and "escape" in lines[0]  # said once
 
 
 def test_sort_with_a_hostile_model_moves_nothing_and_says_why(tmp_path: Path) -> None:
