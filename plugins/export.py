@@ -74,7 +74,8 @@ def target_path(settings: Settings) -> Path:
 def append(path: Path, event: Event, fmt: str) -> None:
     """Append one event, writing the CSV header first into a new or empty file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8", newline="") as fh:
+    # a name's undecodable bytes become \udcXX escapes: valid UTF-8, and json.loads + os.fsencode gives them back
+    with open(path, "a", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         line = format_line(event, fmt)
         if fmt == "csv" and fh.tell() == 0:
             line = header_line() + line

@@ -122,6 +122,19 @@ def test_journal_round_trips_undecodable_names_and_keeps_text_rows_text(tmp_path
     assert kinds == {odd_id: "blob", plain_id: "text"}  # valid UTF-8 stays readable text for any SQLite tool
 
 
+def test_the_export_plugin_writes_undecodable_names_losslessly(tmp_path: Path) -> None:
+    import json
+
+    from footsort.events import FileSorted
+    from plugins.export import append
+
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/" + BAD))
+    event = FileSorted(source=odd, destination=odd, label="tsinelas", confidence=0.9, model_version="m")
+    append(tmp_path / "events.jsonl", event, "jsonl")
+    (line,) = (tmp_path / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    assert os.fsencode(json.loads(line)["source"]) == os.fsencode(tmp_path) + b"/" + BAD
+
+
 def test_collision_names_count_the_bytes_of_undecodable_names() -> None:
     name = os.fsdecode(b"\xff" * 300 + b".jpg")
     first = next(candidates(name))
