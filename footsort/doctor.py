@@ -132,9 +132,10 @@ def check_model(m: Machine) -> list[Check]:
     except FootsortError as exc:
         return [Check("model", "fail", str(exc), "pick a stored version (`footsort models list`, `footsort models use VERSION`), "
                       "train one (`footsort train`), or set model.path")]
-    metrics = meta.metrics or {}
-    accuracy = metrics.get("val_accuracy", (metrics.get("validation") or {}).get("accuracy"))
-    acc = f"validation accuracy {accuracy:.1%}" if isinstance(accuracy, (int, float)) else "accuracy unknown (no validation metrics in the file)"
+    from footsort.evaluation import held_out_text
+
+    text = held_out_text(meta.metrics or {})
+    acc = f"held-out accuracy {text}" if text != "-" else "accuracy unknown (no validation metrics in the file)"
     return [Check("model", "ok", f"{meta.version} ({', '.join(meta.classes)}) from {path}; {acc}")]
 
 

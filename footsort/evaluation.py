@@ -91,3 +91,12 @@ def evaluate(clf: Any, data: LabelledSet, batch_size: int = 16,
         pred.append(index[result.label])
         rows.append((path, truth[path], result))
     return Evaluation(score(true, pred, classes), tuple(rows), tuple(bad))
+
+
+def held_out_text(metrics: dict[str, Any]) -> str:
+    """A model version's held-out accuracy with its sample size, e.g. '0.9712 (n=1453)'; '-' when unmeasured."""
+    acc = metrics.get("val_accuracy", (metrics.get("validation") or {}).get("accuracy"))
+    if not isinstance(acc, (int, float)):
+        return "-"
+    n = metrics.get("n_val", metrics.get("validation_n", (metrics.get("validation") or {}).get("n")))
+    return f"{acc:.4f} (n={n})" if isinstance(n, int) else f"{acc:.4f} (n unknown)"

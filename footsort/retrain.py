@@ -7,13 +7,14 @@ Reads top to bottom:
   backbone's features of `views` augmented views per training image and of the eval view per
   validation image, fine-tunes only the residual blocks and the head, then scores the candidate and
   the current model on the same validation features.
-- `verdict` (pure): promote only when the candidate is at least as good (or forced).
+- `verdict` (pure): promote only on evidence (enough held-out photos, a significant paired gain) or when forced.
 - `finish`: store the version (parent, data summary, metrics), make it the model in use, tell plugins.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -23,7 +24,8 @@ from typing import Any, Callable, Literal, Sequence
 from footsort.corrections import Findings
 
 Kind = Literal["correction", "example", "data"]
-MIN_VALIDATION = 2  # fewer held-out images than this cannot tell two models apart
+MIN_EVIDENCE = 30  # held-out photos below which no comparison is trusted
+ALPHA = 0.05  # the candidate must be better with this significance (one-sided exact McNemar)
 MIN_CALIBRATION = 30  # held-out images needed before the temperature is refitted
 
 
@@ -200,23 +202,75 @@ def repeats(items: Sequence[TrainItem], correction_weight: int, balance: bool, s
     return counts
 
 
-def verdict(candidate: float, current: float, n_val: int, force: bool, interrupted: bool = False) -> Verdict:
-    """Promote when the candidate's held-out accuracy is at least the current model's (or when forced)."""
-    numbers = f"candidate {candidate:.4f} vs current {current:.4f} on {n_val} held-out images"
-    if interrupted and not force:
-        return Verdict(False, f"interrupted: nothing promoted ({numbers}); run it again, or --force")
-    if n_val < MIN_VALIDATION:
-        if force:
-            return Verdict(True, f"--force: promoted without a real comparison (only {n_val} held-out images)")
-        return Verdict(False, f"only {n_val} held-out image(s): too few to compare the models; label more "
-                              "images, add --data DIR, or use --force")
-    if candidate >= current:
-        better = "better than" if candidate > current else "as good as"
-        return Verdict(True, f"promoted: the candidate is {better} the current model ({numbers})")
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate and current model on the same held-out photos: the paired evidence a promotion needs."""
+
+    n: int
+    candidate_right: int
+    current_right: int
+    fixed: int  # the candidate is right where the current model is wrong
+    broke: int  # the candidate is wrong where the current model is right
+
+    @classmethod
+    def of(cls, candidate_hits: Sequence[bool], current_hits: Sequence[bool]) -> "Comparison":
+        """Count from per-photo hits of both models."""
+        pairs = list(zip(candidate_hits, current_hits))
+        return cls(len(pairs), sum(a for a, _ in pairs), sum(b for _, b in pairs),
+                   sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs))
+
+    @property
+    def candidate(self) -> float:
+        """The candidate's held-out accuracy."""
+        return self.candidate_right / self.n if self.n else 0.0
+
+    @property
+    def current(self) -> float:
+        """The current model's held-out accuracy."""
+        return self.current_right / self.n if self.n else 0.0
+
+    def p_value(self) -> float:
+        """One-sided exact McNemar test: the chance of fixing this many or more if both models were equal."""
+        k = self.fixed + self.broke
+        if k == 0:
+            return 1.0
+        return sum(math.comb(k, i) for i in range(self.fixed, k + 1)) / 2 ** k
+
+
+def _more_needed(c: Comparison, alpha: float) -> int | None:
+    """Held-out photos still needed for the evidence to hold if the same share keeps being fixed and broken."""
+    if c.fixed <= c.broke:
+        return None
+    for m in range(2, 200):
+        if Comparison(c.n * m, 0, 0, c.fixed * m, c.broke * m).p_value() < alpha:
+            return c.n * (m - 1)
+    return None
+
+
+def verdict(c: Comparison, force: bool, interrupted: bool = False, val_share: float = 0.2) -> Verdict:
+    """Promote only on evidence: at least MIN_EVIDENCE held-out photos and a significant paired gain (or --force)."""
+    numbers = (f"candidate {c.candidate:.4f} vs current {c.current:.4f} on {c.n} held-out photos: "
+               f"fixed {c.fixed}, broke {c.broke}, McNemar p={c.p_value():.3f}")
     if force:
-        return Verdict(True, f"--force: promoted although the candidate is worse ({numbers})")
-    return Verdict(False, f"not promoted: the candidate is worse ({numbers}); the current model stays in use "
-                          "(--force overrides)")
+        return Verdict(True, f"--force: promoted without the evidence check ({numbers})")
+    if interrupted:
+        return Verdict(False, f"interrupted: nothing promoted ({numbers}); run it again, or --force")
+    share = max(val_share, 0.05)
+    if c.n < MIN_EVIDENCE:
+        more = math.ceil((MIN_EVIDENCE - c.n) / share)
+        return Verdict(False, f"not promoted: only {c.n} held-out photo(s), too few to tell the models apart "
+                              f"(at least {MIN_EVIDENCE} are needed); correct or label about {more} more photos "
+                              "(retrain holds out a share of them), add --data DIR, or use --force")
+    if c.fixed > c.broke and c.p_value() < ALPHA:
+        return Verdict(True, f"promoted: the candidate is better than the current model ({numbers})")
+    if c.fixed <= c.broke:
+        return Verdict(False, f"not promoted: the candidate is not better ({numbers}); the current model stays "
+                              "in use (--force overrides)")
+    more = _more_needed(c, ALPHA)
+    hint = (f"; about {math.ceil(more / share)} more corrected or labelled photos would settle it at this rate"
+            if more else "")
+    return Verdict(False, f"not promoted: the gain is not yet significant ({numbers}){hint}; the current model "
+                          "stays in use (--force overrides)")
 
 
 # -- the work ---------------------------------------------------------------------------------------------
@@ -312,12 +366,15 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
     if x_val is not None:
         cand_logits, cur_logits = head_logits(candidate, x_val).cpu(), head_logits(model, x_val).cpu()
         cand_acc, cur_acc = _accuracy(cand_logits, y_val), _accuracy(cur_logits, y_val)
+        comparison = Comparison.of((cand_logits.argmax(1) == y_val).tolist(), (cur_logits.argmax(1) == y_val).tolist())
         cand_corr, cur_corr = _accuracy(cand_logits, y_val, is_corr), _accuracy(cur_logits, y_val, is_corr)
         errors = int((cand_logits.argmax(1) != y_val).sum())
         if n_val >= MIN_CALIBRATION and errors:  # with no mistakes the fit would only push T to its floor
             temperature = fit_temperature(cand_logits, y_val)
+    else:
+        comparison = Comparison(0, 0, 0, 0, 0)
     candidate.temperature.fill_(temperature)
-    decision = verdict(cand_acc or 0.0, cur_acc or 0.0, n_val, options.force, history.interrupted)
+    decision = verdict(comparison, options.force, history.interrupted, options.val_split)
 
     bad_images = {i // max(1, options.views) for i in bad_train}
     skipped = tuple(sorted({plan.train[i].path for i in bad_images} | {plan.validation[i].path for i in bad_val}))
@@ -330,6 +387,7 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
         metrics={"val_accuracy": _r(cand_acc), "parent_val_accuracy": _r(cur_acc), "validation_n": n_val,
                  "corrections_val_accuracy": _r(cand_corr), "parent_corrections_val_accuracy": _r(cur_corr),
                  "promoted": decision.promote, "reason": decision.reason,
+                 "fixed": comparison.fixed, "broke": comparison.broke, "p_value": round(comparison.p_value(), 4),
                  "history": [e.__dict__ for e in history.history], "interrupted": history.interrupted},
         parent=meta.version, created=checkpoint.now_iso(), footsort_version=__version__,
         backbone_origin=meta.backbone_origin)

@@ -199,7 +199,7 @@ def test_end_to_end_weak_model_sort_fix_retrain_switch_rollback(tmp_path: Path, 
     from footsort.reloading import follow_in_use
 
     weak = weak_model(shared_weights)
-    pool = make_image_folder(tmp_path / "pool", per_class=14, seed=1)
+    pool = make_image_folder(tmp_path / "pool", per_class=36, seed=1)  # enough held out for the promotion gate
     heldout = make_image_folder(tmp_path / "heldout", per_class=8, seed=2)  # never trained on
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -224,7 +224,7 @@ def test_end_to_end_weak_model_sort_fix_retrain_switch_rollback(tmp_path: Path, 
     listed = invoke("corrections").output
     assert f"{fixed + len(queue)} correction(s)" in listed
 
-    result = invoke("retrain", "--epochs", "8", "--lr", "1e-3", "--batch-size", "8", "--views", "2")
+    result = invoke("retrain", "--epochs", "8", "--lr", "1e-3", "--batch-size", "8", "--views", "2", "--val-split", "0.45")
     assert result.exit_code == 0, result.output
     assert "is now in use" in result.output, result.output
     new = registry.current_version()
@@ -238,5 +238,16 @@ def test_end_to_end_weak_model_sort_fix_retrain_switch_rollback(tmp_path: Path, 
     assert daemon_model.reload_if_changed().version == weak
     assert accuracy(heldout) == before
 
-    again = invoke("retrain", "--epochs", "8", "--lr", "1e-3", "--batch-size", "8", "--views", "2")
+    again = invoke("retrain", "--epochs", "8", "--lr", "1e-3", "--batch-size", "8", "--views", "2", "--val-split", "0.45")
     assert again.exit_code == 0 and " 0 computed" in again.output, again.output  # every feature from the cache
+
+
+def test_models_list_shows_each_accuracy_with_its_sample_size() -> None:
+    from footsort.evaluation import held_out_text
+
+    assert held_out_text({"val_accuracy": 1.0, "validation_n": 6}) == "1.0000 (n=6)"
+    assert held_out_text({"val_accuracy": 0.97, "n_val": 1453}) == "0.9700 (n=1453)"
+    assert held_out_text({"validation": {"accuracy": 0.5, "n": 4}}) == "0.5000 (n=4)"
+    assert held_out_text({}) == "-"
+    listed = invoke("models", "list").output
+    assert "default (shipped)" in listed and "(n=" in listed  # the shipped model says on how many photos

@@ -12,7 +12,7 @@ from fakes import RecordingHost
 from footsort import checkpoint, registry
 from footsort.corrections import Correction, Findings, LabelledExample
 from footsort.feature_cache import FeatureCache
-from footsort.retrain import (NothingToLearn, Options, TrainItem, finish, make_plan, repeats, retrain,
+from footsort.retrain import (Comparison, NothingToLearn, Options, TrainItem, finish, make_plan, repeats, retrain,
                               training_rows, verdict)
 from footsort.sorter import file_hash
 from tests.helpers_learn import eager_extract, one_torch_thread  # noqa: F401 (autouse fixture)
@@ -73,24 +73,39 @@ def test_nothing_to_learn_without_corrections_hand_added_photos_or_data() -> Non
 
 # -- the verdict ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cand, cur, n, force, promote, words", [
-    (0.9, 0.8, 50, False, True, "better than"),
-    (0.8, 0.8, 50, False, True, "as good as"),
-    (0.7, 0.8, 50, False, False, "worse"),
-    (0.7, 0.8, 50, True, True, "--force"),
-    (1.0, 0.0, 1, False, False, "too few"),
-    (1.0, 0.0, 1, True, True, "--force"),
+def comparison(n: int, fixed: int, broke: int, both_right: int) -> Comparison:
+    return Comparison(n, both_right + fixed, both_right + broke, fixed, broke)
+
+
+@pytest.mark.parametrize("c, force, promote, words", [
+    (comparison(40, 8, 1, 25), False, True, "better than"),  # p = 10/512
+    (comparison(40, 3, 1, 30), False, False, "not yet significant"),  # p = 5/16
+    (comparison(40, 0, 0, 36), False, False, "not better"),  # equal: no reason to switch
+    (comparison(40, 1, 4, 30), False, False, "not better"),
+    (comparison(40, 1, 4, 30), True, True, "--force"),
+    (comparison(6, 2, 0, 4), False, False, "too few"),  # the reported case: 2 corrections, 6 held out, "1.0000"
+    (comparison(6, 2, 0, 4), True, True, "--force"),
 ])
-def test_verdict(cand: float, cur: float, n: int, force: bool, promote: bool, words: str) -> None:
-    v = verdict(cand, cur, n, force)
+def test_verdict_needs_evidence(c: Comparison, force: bool, promote: bool, words: str) -> None:
+    v = verdict(c, force)
     assert v.promote is promote and words in v.reason
-    if n >= 2:
-        assert f"{cand:.4f}" in v.reason and f"{cur:.4f}" in v.reason
+    assert f"{c.candidate:.4f}" in v.reason and f"on {c.n} held-out photos" in v.reason or "too few" in v.reason
+
+
+def test_a_rejection_says_how_many_more_photos_would_do() -> None:
+    assert "120 more" in verdict(comparison(6, 2, 0, 4), False).reason  # (30 - 6) / 0.2
+    assert "more corrected or labelled photos would settle it" in verdict(comparison(40, 3, 1, 30), False).reason
+
+
+def test_mcnemar_p_value_by_hand() -> None:
+    assert comparison(40, 8, 1, 25).p_value() == pytest.approx(10 / 512)
+    assert comparison(40, 0, 0, 40).p_value() == 1.0
+    assert Comparison.of([True, True, False], [False, True, True]) == Comparison(3, 2, 2, 1, 1)
 
 
 def test_an_interrupted_retrain_is_not_promoted_unless_forced() -> None:
-    assert not verdict(0.9, 0.5, 50, False, interrupted=True).promote
-    assert verdict(0.9, 0.5, 50, True, interrupted=True).promote
+    assert not verdict(comparison(50, 10, 0, 30), False, interrupted=True).promote
+    assert verdict(comparison(50, 10, 0, 30), True, interrupted=True).promote
 
 
 def test_training_rows_repeat_whole_photos_and_skip_unreadable_ones() -> None:
@@ -197,7 +212,7 @@ def test_finish_promotes_stores_and_tells_plugins(tmp_path: Path, in_use: str) -
 def test_a_rejected_candidate_is_not_stored_unless_kept(tmp_path: Path, in_use: str) -> None:
     options = Options(epochs=1, batch_size=4, views=1)
     result = retrain(library_plan(tmp_path / "lib", options), options, extract=eager_extract)
-    rejected = replace(result, verdict=verdict(0.1, 0.9, 10, False))
+    rejected = replace(result, verdict=verdict(comparison(10, 0, 8, 1), False))
     host = RecordingHost()
     assert finish(rejected, host).path is None
     assert [m.version for _, m in registry.list_versions()] == [in_use] and host.events == []

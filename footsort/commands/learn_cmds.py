@@ -451,26 +451,23 @@ def models_list() -> None:
       footsort models list
     """
     from footsort import registry
+    from footsort.evaluation import held_out_text
 
     current = registry.current_version()
     versions = registry.list_versions()
-    click.echo(f"{'':2}{'version':<24}{'created':<27}{'parent':<24}{'held-out acc':>13}  data")
+    click.echo(f"{'':2}{'version':<24}{'created':<27}{'parent':<24}{'held-out acc (n)':>20}  data")
     shipped = "" if current else "*"
     if registry.shipped_model_path().is_file():
         from footsort.checkpoint import read_metadata
 
         default = read_metadata(registry.shipped_model_path())
-        acc = default.metrics.get("val_accuracy")
-        click.echo(f"{shipped:<2}{'default (shipped)':<24}{default.created:<27}{'-':<24}"
-                   f"{(f'{acc:.4f}' if isinstance(acc, (int, float)) else '-'):>13}  shipped")
+        click.echo(f"{shipped:<2}{'default (shipped)':<24}{default.created:<27}{'-':<24}{held_out_text(default.metrics):>20}  shipped")
     else:
         click.echo(f"{shipped:<2}{'default (shipped)':<24}  (not installed)")
     for _, meta in versions:
         mark = "*" if meta.version == current else ""
-        acc = meta.metrics.get("val_accuracy")
         data = meta.data.get("kind", "train")
-        click.echo(f"{mark:<2}{meta.version:<24}{meta.created:<27}{meta.parent or '-':<24}"
-                   f"{(f'{acc:.4f}' if isinstance(acc, (int, float)) else '-'):>13}  {data}")
+        click.echo(f"{mark:<2}{meta.version:<24}{meta.created:<27}{meta.parent or '-':<24}{held_out_text(meta.metrics):>20}  {data}")
     if not versions:
         click.echo("no stored versions yet: `footsort train` or `footsort retrain` makes one")
 
