@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from footsort import checkpoint, __version__  # noqa: E402
-from footsort.datasets import LabelledSet, Sample, scan, stratified_split  # noqa: E402
-from footsort.dedupe import dhash, groups, near_pairs  # noqa: E402
+from footsort.datasets import LabelledSet  # noqa: E402
+from footsort.sources import SOURCES, split_sources  # noqa: E402
 from footsort.metrics import risk_coverage  # noqa: E402
 from footsort.presets import Preprocess, eval_transform  # noqa: E402
 from footsort.synth import household_view  # noqa: E402
@@ -44,29 +44,7 @@ from footsort.trainer import (Recipe, extract_features, eval_inputs, fit_tempera
 
 SHARED = REPO.parent / "shared"
 CLASSES = ("sapatos", "tsinelas")
-SOURCES = {"dev": "footwear-dev", "street": "footwear-street", "web": "footwear-web"}
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
-
-
-def split_by_group(data: LabelledSet, fraction: float, group_of: dict[Path, int], seed: int = 0) -> tuple[LabelledSet, LabelledSet]:
-    """Stratified split that keeps every near-duplicate group on one side."""
-    rng = random.Random(seed)
-    train: list[Sample] = []
-    val: list[Sample] = []
-    for label in range(len(data.classes)):
-        by_group: dict[int, list[Sample]] = {}
-        for s in data.samples:
-            if s.label == label:
-                by_group.setdefault(group_of[s.path], []).append(s)
-        keys = sorted(by_group)
-        rng.shuffle(keys)
-        want = round(sum(len(v) for v in by_group.values()) * fraction)
-        taken = 0
-        for k in keys:
-            (val if taken < want else train).extend(by_group[k])
-            taken += len(by_group[k]) if taken < want else 0
-    key = lambda s: str(s.path)  # noqa: E731
-    return data.subset(sorted(train, key=key)), data.subset(sorted(val, key=key))
 
 
 def household_eval_inputs(data: LabelledSet, size: int, seed: int = 123):
@@ -84,29 +62,14 @@ def flipped_inputs(data: LabelledSet, spec: Preprocess):
 
 
 def prepare_sets(args) -> dict[str, dict[str, LabelledSet]]:
-    """Per source: train and validation sets, near-duplicates handled as the module says."""
-    data = {name: scan(SHARED / "data" / folder, CLASSES) for name, folder in SOURCES.items()}
-    every = [(name, s) for name, d in data.items() for s in d.samples]
+    """Per source: train and validation sets (footsort.sources: near-duplicates never straddle a split)."""
     t0 = time.perf_counter()
-    hashes = [dhash(s.path) for _, s in every]
-    pairs = near_pairs(hashes)
-    cross = {i for a, b in pairs if every[a][0] != every[b][0] for i in (a, b)}
-    gid = groups(len(every), [(a, b) for a, b in pairs if every[a][0] == every[b][0]])
-    group_of = {every[i][1].path: gid[i] for i in range(len(every))}
-    dropped = {every[i][1].path for i in cross}
-    within = sum(1 for a, b in pairs if every[a][0] == every[b][0])
-    print(f"near-duplicates (256-bit dhash, <= 12 bits apart): {within} pairs within sources, {len(cross)} photos repeated across "
-          f"sources (left out everywhere); {time.perf_counter() - t0:.0f} s")
+    splits = split_sources(SHARED / "data", CLASSES)
+    print(f"near-duplicates (256-bit dhash, <= 12 bits apart): {splits.near_pairs_within} pairs within sources, "
+          f"{splits.repeated_across} photos repeated across sources (left out everywhere); {time.perf_counter() - t0:.0f} s")
     sets: dict[str, dict[str, LabelledSet]] = {}
-    for name, d in data.items():
-        if name == "web":
-            tr, va = split_by_group(d, 0.2, group_of, seed=0)
-        else:
-            tr, va = stratified_split(d, 0.2, seed=0)
-        # within dev and street, a near-duplicate of a validation photo leaves training
-        val_groups = {group_of[s.path] for s in va.samples}
-        tr = tr.subset([s for s in tr.samples if s.path not in dropped and group_of[s.path] not in val_groups])
-        va = va.subset([s for s in va.samples if s.path not in dropped])
+    for name, part in splits.sources.items():
+        tr, va = part.train, part.val
         if args.limit:  # a quick smoke run of the whole script
             tr, va = tr.subset(tr.samples[::max(1, len(tr) // args.limit)]), va.subset(va.samples[::max(1, len(va) // args.limit)])
         sets[name] = {"train": tr, "val": va}
@@ -195,6 +158,7 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true", help="score with a test-time flip (average of both logits)")
     ap.add_argument("--target-precision", type=float, default=0.95)
     ap.add_argument("--variants", default="no-dev,no-street,no-web,all")
+    ap.add_argument("--ship", default="all", help="the variant saved to --out (e.g. no-street for bench_retrain_household.py)")
     ap.add_argument("--limit", type=int, default=0, help="smoke run: about this many photos per split and source")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -271,7 +235,7 @@ def main() -> None:
             r[f"{held}_unseen_per_class"] = per_class
         results[variant] = r
         print(variant, json.dumps(r), flush=True)
-        if variant == "all":
+        if variant == args.ship:
             final = m
     summary_path = cache.parent / "default3_results.json"
     report: dict = {"variants": results}
@@ -303,18 +267,19 @@ def main() -> None:
     if final is None:
         return
     final.temperature.fill_(temperature)
+    trained = [n for n in SOURCES if args.ship != f"no-{n}"]
     meta = checkpoint.ModelVersion(
         version="default-" + checkpoint.new_version_id()[:8], classes=CLASSES,
         arch=dict(final.arch.__dict__), preprocess=Preprocess(size=args.size, fit=args.fit).to_dict(),
         temperature=temperature,
         recipe={**recipe_dict(base), "synth_share_dev": args.synth, "synth_share_web": args.synth_web,
                 "balance": args.balance, "per_source": args.per_source},
-        data={"train": {n: sets[n]["train"].counts() for n in SOURCES},
+        data={"train": {n: sets[n]["train"].counts() for n in trained},
               "validation": {n: sets[n]["val"].counts() for n in SOURCES}},
-        metrics={"val_accuracy": round(sum(results["all"][f"{n}_val"] * len(sets[n]["val"]) for n in SOURCES)
-                                       / sum(len(sets[n]["val"]) for n in SOURCES), 4),
-                 "n_val": sum(len(sets[n]["val"]) for n in SOURCES),
-                 "validation": {k: v for k, v in results["all"].items() if isinstance(v, float)},
+        metrics={"val_accuracy": round(sum(results[args.ship][f"{n}_val"] * len(sets[n]["val"]) for n in trained)
+                                       / sum(len(sets[n]["val"]) for n in trained), 4),
+                 "n_val": sum(len(sets[n]["val"]) for n in trained),
+                 "validation": {k: v for k, v in results[args.ship].items() if isinstance(v, float)},
                  "held_out_source": {k: v for k, v in results.items() if k != "all"},
                  "threshold": threshold, "target_precision": args.target_precision,
                  "unseen_sources": report.get("unseen_sources", {})},

@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Hashable, Mapping, Sequence
 
 from footsort.errors import DataError
 from footsort.imaging import is_image_name
@@ -82,4 +82,28 @@ def stratified_split(data: LabelledSet, fraction: float, seed: int = 0) -> tuple
             k = min(max(k, 1), len(group) - 1)
         val.extend(group[:k])
         train.extend(group[k:])
+    return data.subset(sorted(train, key=lambda s: str(s.path))), data.subset(sorted(val, key=lambda s: str(s.path)))
+
+
+def split_by_group(data: LabelledSet, fraction: float, group_of: Mapping[Path, Hashable],
+                   seed: int = 0) -> tuple[LabelledSet, LabelledSet]:
+    """Stratified (train, validation) split that keeps every group (e.g. near-duplicates) on one side."""
+    rng = random.Random(seed)
+    train: list[Sample] = []
+    val: list[Sample] = []
+    for label in range(len(data.classes)):
+        by_group: dict[Hashable, list[Sample]] = {}
+        for s in data.samples:
+            if s.label == label:
+                by_group.setdefault(group_of[s.path], []).append(s)
+        keys = sorted(by_group)  # type: ignore[type-var]
+        rng.shuffle(keys)
+        want = round(sum(len(v) for v in by_group.values()) * fraction)
+        taken = 0
+        for k in keys:
+            if taken < want:
+                val.extend(by_group[k])
+                taken += len(by_group[k])
+            else:
+                train.extend(by_group[k])
     return data.subset(sorted(train, key=lambda s: str(s.path))), data.subset(sorted(val, key=lambda s: str(s.path)))

@@ -14,6 +14,8 @@ from footsort.cli import main
 from footsort.datasets import scan, stratified_split
 from tests.conftest import DEV_DATA, STREET_DATA
 
+SHARED_DATA = DEV_DATA.parent
+
 CLASSES = ("sapatos", "tsinelas")
 
 
@@ -34,6 +36,31 @@ def test_the_default_model_ships_in_the_package_and_is_what_commands_use() -> No
     meta = checkpoint.read_metadata(path)
     assert tuple(meta.classes) == CLASSES
     assert 0.05 < meta.temperature < 20 and meta.metrics["validation"]
+    # built from all three sources; its threshold was chosen on sources held out of training
+    assert set(meta.data["train"]) == {"dev", "street", "web"}
+    assert set(meta.metrics["unseen_sources"]) == {"dev", "street", "web"}
+    assert meta.metrics["target_precision"] >= 0.95 and 0.5 <= meta.metrics["threshold"] < 1
+
+
+@pytest.mark.real
+def test_the_default_threshold_is_the_one_the_build_chose() -> None:
+    from footsort.config import SortSection
+
+    meta = checkpoint.read_metadata(registry.shipped_model_path())
+    assert SortSection().threshold == pytest.approx(meta.metrics["threshold"], abs=0.005)
+
+
+@pytest.mark.real
+def test_it_classifies_held_out_web_photos() -> None:
+    """footwear-web is split by near-duplicate group (footsort.sources), exactly as the build split it."""
+    from footsort.sources import split_sources
+
+    val = split_sources(SHARED_DATA, CLASSES).sources["web"].val
+    photos = [(s.path, CLASSES[s.label]) for label in (0, 1) for s in [x for x in val.samples if x.label == label][:12]]
+    predictions = footsort.classify([p for p, _ in photos])
+    right = sum(pred.label == label for pred, (_, label) in zip(predictions, photos))
+    assert right >= 0.85 * len(photos), [(p.name, pred.label, round(pred.confidence, 2))
+                                         for pred, (p, _) in zip(predictions, photos)]
 
 
 @pytest.mark.real
