@@ -132,11 +132,11 @@ def _entry(row: sqlite3.Row) -> Entry:
 def aside_command(path: Path) -> str:
     """The shell command that moves a damaged journal (with its -wal/-shm files) aside, keeping it."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    moves = [f"mv {shlex.quote(str(path))} {shlex.quote(f'{path}.damaged-{stamp}')}"]
+    moves = [f"mv -n {shlex.quote(str(path))} {shlex.quote(f'{path}.damaged-{stamp}')}"]
     for suffix in ("-wal", "-shm"):
         extra = Path(f"{path}{suffix}")
         if extra.exists():
-            moves.append(f"mv {shlex.quote(str(extra))} {shlex.quote(f'{path}.damaged-{stamp}{suffix}')}")
+            moves.append(f"mv -n {shlex.quote(str(extra))} {shlex.quote(f'{path}.damaged-{stamp}{suffix}')}")
     return " && ".join(moves)
 
 
