@@ -206,7 +206,7 @@ def test_doctor_reports_a_damaged_journal() -> None:
     assert ok.status == "ok" and "1 action" in ok.detail
     damage_journal()
     (check,) = doctor.run(doctor.machine(), [doctor.check_journal])
-    assert check.status == "fail" and "damaged" in check.detail and f"mv {paths.journal_file()}" in check.fix
+    assert check.status == "fail" and "damaged" in check.detail and f"mv -n {paths.journal_file()}" in check.fix
     result = invoke("doctor")
     assert "journal" in result.output and "damaged" in result.output
 
