@@ -334,8 +334,7 @@ def test_a_name_with_a_newline_cannot_forge_log_lines(tmp_path: Path) -> None:
     stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (DEBUG|INFO|WARNING|ERROR)")
     assert all(stamp.match(line) for line in text.splitlines()), text
     assert not any(line.startswith(("ERROR", "<0>", "2026-01-01")) for line in result.output.splitlines())
-    assert not [line for line in text.splitlines() if " forged" in line and not line.startswith(("20", "19"))]
-    assert "forged" not in "".join(line for line in text.splitlines() if line.startswith("2026-01-01"))
+    assert not [line for line in text.splitlines() if line.startswith("2026-01-01")]  # the forged time stamp
     listed = invoke("log")
     assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == 2  # one line per action
 
