@@ -45,12 +45,20 @@ SHRINK_ABOVE = 24_000_000  # pixels; a larger non-JPEG image is box-reduced righ
 
 
 def _shrunk(im: Image.Image, min_side: int | None) -> Image.Image:
-    """A huge decoded image reduced (short side >= min_side) before the full-size RGB conversions."""
+    """A huge decoded image reduced (short side >= min_side) before the full-size RGB conversions.
+
+    Band by band: reducing RGBA converts to premultiplied alpha first, a second full-size copy.
+    """
     w, h = im.size
     factor = min(w, h) // min_side if min_side and w * h > SHRINK_ABOVE else 1
     if factor < 2 or im.mode in ("P", "1"):
         return im
-    return im.reduce(factor)
+    out = Image.new(im.mode, (-(-w // factor), -(-h // factor)))
+    rows = factor * 64  # a multiple of factor: the bands reduce exactly as the whole would
+    for top in range(0, h, rows):
+        out.paste(im.crop((0, top, w, min(h, top + rows))).reduce(factor), (0, top // factor))
+    out.info = dict(im.info)
+    return out
 
 
 def load_rgb(path: Path, min_side: int | None = None) -> Image.Image:

@@ -13,7 +13,6 @@ import threading
 import time
 import warnings
 from collections import Counter, deque
-from contextlib import nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,8 +32,19 @@ from footsort.sorter import Move, Sorter, Vanished, file_hash
 
 OutcomeKind = Literal["sort", "review", "failed", "duplicate", "skip", "retry", "vanished", "error"]
 LEFT_IN_PLACE: frozenset[str] = frozenset({"duplicate", "skip", "error"})
-HUGE_DECODE = 16_000_000  # decoded pixels; larger decodes (up to ~1 GB each) run one at a time
-_huge_decodes = threading.BoundedSemaphore(1)  # process-wide: every loader thread of every pipeline
+HUGE_DECODE = 16_000_000  # decoded pixels; larger decodes (several hundred MB each) run one at a time
+_huge_lock = threading.Lock()
+_huge_pool: ThreadPoolExecutor | None = None
+
+
+def _huge_decoder() -> ThreadPoolExecutor:
+    """The one thread that decodes huge images, for every pipeline: one at a time, and the memory one
+    decode frees is reused by the next (spread over several threads, each would keep its own)."""
+    global _huge_pool
+    with _huge_lock:
+        if _huge_pool is None:
+            _huge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="footsort-huge")
+        return _huge_pool
 
 
 @dataclass(frozen=True)
@@ -162,15 +172,20 @@ def load(item: Item, min_side: int | None, prepare: Callable[[Image.Image], Imag
         return Loaded(item, digest, st.st_size, st.st_mtime, error=too_large(path, header[0], header[1], max_pixels))
     huge = header is not None and decoded_pixels(*header, min_side) > HUGE_DECODE
     try:
-        with _huge_decodes if huge else nullcontext():
-            image = load_rgb(path, min_side=min_side)
-            if prepare is not None:
-                image = prepare(image)
+        if huge:
+            image = _huge_decoder().submit(_decode, path, min_side, prepare).result()
+        else:
+            image = _decode(path, min_side, prepare)
     except UnreadableImage as exc:
         if not os.path.lexists(path):
             return Loaded(item, vanished=True)
         return Loaded(item, digest, st.st_size, st.st_mtime, error=str(exc))
     return Loaded(item, digest, st.st_size, st.st_mtime, image=image)
+
+
+def _decode(path: Path, min_side: int | None, prepare: Callable[[Image.Image], Image.Image] | None) -> Image.Image:
+    image = load_rgb(path, min_side=min_side)
+    return prepare(image) if prepare is not None else image
 
 
 def _prefetch(fn: Callable[[Item], Loaded], items: Iterable[Item], pool: ThreadPoolExecutor,
