@@ -88,6 +88,7 @@ def _register() -> None:
     import importlib
 
     COMMAND_MODULES = (*COMMAND_MODULES, "ui_cmds")  # footsort ui: the review page (footsort/ui/)
+    COMMAND_MODULES = (*COMMAND_MODULES, "bulk_cmds")  # footsort bulk, apply: many photos, one process or Ray
 
     for name in COMMAND_MODULES:
         try:

@@ -1,0 +1,198 @@
+"""What to classify: a folder, a glob or a manifest (Parquet or CSV with a `uri` column), as a stream of uris.
+
+Local paths are made absolute (relative paths in a manifest are relative to the manifest's folder);
+`s3://`, `gs://` and other object stores go through fsspec, when the package for that store is installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob as globmod
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal
+
+from footsort.errors import FootsortError
+from footsort.imaging import is_image_name
+
+Kind = Literal["folder", "glob", "parquet", "csv"]
+URI_COLUMN = "uri"
+GLOB_CHARS = frozenset("*?[")
+STORE_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
+                  "abfss": "adlfs", "hf": "huggingface_hub"}
+
+
+def is_remote(uri: str) -> bool:
+    """True for an object-store (or any non-file) URL such as `s3://bucket/key.jpg`."""
+    scheme, sep, _ = uri.partition("://")
+    return bool(sep) and scheme not in ("", "file") and len(scheme) > 1
+
+
+def local_path(uri: str) -> Path:
+    """The local path of a plain path or a `file://` URL."""
+    return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+
+
+def filesystem(uri: str):
+    """The fsspec filesystem for a remote uri; a clear message when its package is missing."""
+    scheme = uri.partition("://")[0]
+    try:
+        import fsspec
+
+        return fsspec.filesystem(scheme)
+    except ImportError as exc:
+        package = STORE_PACKAGES.get(scheme, f"the fsspec implementation for {scheme}://")
+        raise FootsortError(f"reading {scheme}:// needs {package} (and fsspec): pip install {package} "
+                            f"({exc})") from None
+    except ValueError as exc:
+        raise FootsortError(f"{uri}: unknown storage {scheme}:// ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Source:
+    """SOURCE of `footsort bulk`, recognised."""
+
+    text: str
+    kind: Kind
+    root: str  # manifests: the folder relative uris are taken from; folders: the folder itself
+    recursive: bool = False
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.text)
+
+
+def parse_source(text: str, recursive: bool = False) -> Source:
+    """Tell a manifest, a folder and a glob apart (a manifest ends in .parquet or .csv)."""
+    lower = text.lower().rstrip("/")
+    remote = is_remote(text)
+    if lower.endswith((".parquet", ".csv")):
+        kind: Kind = "parquet" if lower.endswith(".parquet") else "csv"
+        if remote:
+            return Source(text, kind, text.rsplit("/", 1)[0], recursive)
+        path = Path(os.path.abspath(local_path(text).expanduser()))
+        if path.is_dir() and kind == "parquet":  # a folder of Parquet parts is a manifest too
+            return Source(str(path), kind, str(path), recursive)
+        if not path.is_file():
+            raise FootsortError(f"manifest {path} does not exist")
+        return Source(str(path), kind, str(path.parent), recursive)
+    if any(c in GLOB_CHARS for c in text):
+        return Source(text if remote else os.path.abspath(os.path.expanduser(text)), "glob", "", recursive)
+    if remote:
+        filesystem(text)
+        return Source(text.rstrip("/"), "folder", text.rstrip("/"), recursive)
+    path = Path(os.path.abspath(local_path(text).expanduser()))
+    if not path.is_dir():
+        what = "does not exist" if not os.path.lexists(path) else "is not a folder, a glob or a .parquet/.csv manifest"
+        raise FootsortError(f"{path} {what}")
+    return Source(str(path), "folder", str(path), recursive)
+
+
+def resolve(uri: str, root: str) -> str:
+    """An absolute uri: remote ones as they are, local ones absolute (relative ones under `root`)."""
+    uri = uri.strip()
+    if not uri or is_remote(uri):
+        return uri
+    path = local_path(uri).expanduser()
+    if path.is_absolute():
+        return os.path.abspath(path)
+    if is_remote(root):
+        return f"{root.rstrip('/')}/{uri}"
+    return os.path.abspath(Path(root or ".") / path)
+
+
+def check_manifest_columns(columns: list[str], where: str) -> None:
+    """Refuse a manifest without a `uri` column, naming the columns it has."""
+    if URI_COLUMN not in columns:
+        shown = ", ".join(columns[:10]) or "none"
+        raise FootsortError(f"manifest {where} has no `{URI_COLUMN}` column (its columns: {shown}); "
+                            f"add one holding each photo's path or URL")
+
+
+def _open(text: str, mode: str = "rb"):
+    if is_remote(text):
+        return filesystem(text).open(text, mode)
+    return open(text, mode, newline="" if "t" in mode else None)
+
+
+def _parquet_uris(source: Source) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    if not source.remote and Path(source.text).is_dir():
+        dataset = pq.ParquetDataset(source.text)
+        check_manifest_columns(list(dataset.schema.names), source.text)
+        for fragment in dataset.fragments:
+            for batch in fragment.to_batches(columns=[URI_COLUMN]):
+                yield from (u or "" for u in batch.column(0).to_pylist())
+        return
+    with _open(source.text) as f:
+        pf = pq.ParquetFile(f)
+        check_manifest_columns(list(pf.schema_arrow.names), source.text)
+        for batch in pf.iter_batches(columns=[URI_COLUMN], batch_size=65536):
+            yield from (u or "" for u in batch.column(0).to_pylist())
+
+
+def _csv_uris(source: Source) -> Iterator[str]:
+    with _open(source.text, "rt") as f:
+        reader = csv.DictReader(f)
+        check_manifest_columns(list(reader.fieldnames or []), source.text)
+        for row in reader:
+            yield row[URI_COLUMN] or ""
+
+
+def _walk_local(root: Path, recursive: bool, outputs: frozenset[Path]) -> Iterator[str]:
+    from footsort.watcher import walk, why_not
+
+    for path in walk(root, outputs, recursive):
+        if why_not(path, root, outputs) is None:  # what `footsort sort` would take: image names, real files
+            yield str(path)
+
+
+def _remote_listing(source: Source) -> Iterator[str]:
+    fs = filesystem(source.text)
+    scheme = source.text.partition("://")[0]
+    if source.kind == "glob":
+        found = fs.glob(source.text)
+    elif source.recursive:
+        found = fs.find(source.text)
+    else:
+        found = [e["name"] for e in fs.ls(source.text, detail=True) if e.get("type") != "directory"]
+    for key in sorted(found):
+        name = key.rsplit("/", 1)[-1]
+        if is_image_name(Path(name)) and not name.startswith("."):
+            yield key if "://" in key else f"{scheme}://{key}"
+
+
+def iter_uris(source: Source, outputs: frozenset[Path] = frozenset()) -> Iterator[str]:
+    """Every photo uri of the source, resolved; `outputs` are footsort's own folders, never listed."""
+    if source.kind == "parquet":
+        yield from (resolve(u, source.root) for u in _parquet_uris(source))
+    elif source.kind == "csv":
+        yield from (resolve(u, source.root) for u in _csv_uris(source))
+    elif source.remote:
+        yield from _remote_listing(source)
+    elif source.kind == "folder":
+        yield from _walk_local(Path(source.text), source.recursive, outputs)
+    else:
+        for match in sorted(globmod.iglob(source.text, recursive=True)):
+            path = Path(match)
+            if is_image_name(path) and path.is_file() and not path.is_symlink():
+                yield str(path)
+
+
+@contextmanager
+def readable(uri: str) -> Iterator[Path]:
+    """A local file holding the uri's bytes: the file itself, or a temporary download of a remote object."""
+    if not is_remote(uri):
+        yield local_path(uri)
+        return
+    suffix = Path(uri.rsplit("/", 1)[-1]).suffix
+    with tempfile.TemporaryDirectory(prefix="footsort-bulk-") as tmp:
+        target = Path(tmp) / f"photo{suffix}"
+        with filesystem(uri).open(uri, "rb") as fin, open(target, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        yield target
