@@ -360,8 +360,8 @@ def _review_files(folder: Path) -> list[Path]:
 NO_TERMINAL = (
     "footsort review reads single key presses and needs a terminal; this has none (input is a pipe, a file or "
     "an IDE console). Without one, label a photo by moving it from review/ into its class folder (e.g. "
-    "`mv INBOX/review/a.jpg INBOX/sapatos/`): `footsort retrain` learns from those moves too; or let the "
-    "model decide with `footsort sort --threshold 0.5 INBOX/review`")
+    "`mv INBOX/review/a.jpg INBOX/sapatos/`): `footsort retrain` learns from those moves too; or label them "
+    "in a browser with `footsort ui`, or let the model decide with `footsort sort --threshold 0.5 INBOX/review`")
 
 
 def _need_a_terminal() -> None:
