@@ -97,6 +97,7 @@ class Loaded:
     image: Image.Image | None = None
     error: str = ""
     vanished: bool = False
+    final: bool = False  # the error cannot go away by waiting (a header says too large): no retry window
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ def load(item: Item, min_side: int | None, prepare: Callable[[Image.Image], Imag
         return Loaded(item, size=st.st_size, mtime=st.st_mtime, error=f"{path}: cannot be read ({exc.strerror})")
     header = image_size(path)
     if header is not None and max_pixels and header[0] * header[1] > max_pixels:
-        return Loaded(item, digest, st.st_size, st.st_mtime, error=too_large(path, header[0], header[1], max_pixels))
+        return Loaded(item, digest, st.st_size, st.st_mtime, error=too_large(path, header[0], header[1], max_pixels),
+                      final=True)
     huge = header is not None and decoded_pixels(*header, min_side) > HUGE_DECODE
     try:
         if huge:
@@ -326,7 +328,7 @@ class Pipeline:
             return Outcome(path, "skip", reason=f"put back by undo (journal #{left.id}); "
                                                 "run `footsort sort` on it to sort it again")
         if x.error:
-            if self.incomplete_seconds and self._clock() - x.mtime < self.incomplete_seconds:
+            if not x.final and self.incomplete_seconds and self._clock() - x.mtime < self.incomplete_seconds:
                 return Outcome(path, "retry", reason=f"does not decode yet (maybe still being written): {x.error}")
             return self._move(x, "failed", reason=x.error)
         return self._duplicate(x, noted=left if left is not None and left.action == "duplicate" else None)

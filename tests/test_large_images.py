@@ -98,3 +98,12 @@ def test_a_huge_png_is_reduced_right_after_decoding(tmp_path: Path) -> None:
     assert image.mode == "RGB" and min(image.size) >= 224 and image.size[0] <= 600  # not 6000x4200 any more
     assert image.getpixel((5, 5)) == (230, 20, 20)
     assert load_rgb(path).size == (6000, 4200)  # without min_side: the full image
+
+
+def test_a_too_large_photo_is_failed_at_once_even_when_just_written(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    path = big_png(inbox / "poster.png", (1500, 1000))
+    with Pipeline(ColourClassifier(), Sorter(None, dry_run=True), None, RecordingHost(), Policy(0.8, CLASSES),
+                  incomplete_seconds=30, max_pixels=1_000_000) as p:  # the daemon's wait for half-written files
+        (outcome,) = p.run([Item(path, Layout(inbox, CLASSES))])
+    assert outcome.action == "failed" and "above sort.max_pixels" in outcome.reason
