@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -147,3 +148,25 @@ def test_the_exit_summary_is_in_plain_words(tmp_path: Path, log_lines: list[str]
     stopped = [line for line in log_lines if "stopped;" in line][-1]
     assert stopped.endswith("stopped; 1 file still in the inbox, to be tried again"), stopped
     assert "retry" not in stopped
+
+
+def test_footsort_watch_on_a_watched_inbox_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from footsort.cli import main
+
+    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
+    inbox = tmp_path / "inbox"
+    (inbox / "a.jpg").parent.mkdir()
+    (inbox / "a.jpg").write_bytes(jpeg_bytes(RED, tag=1))
+    d = Running(inbox, ColourClassifier())
+    d.wait_for(lambda: (inbox / "tsinelas/a.jpg").exists())
+    try:
+        result = CliRunner().invoke(main, ["watch", str(inbox)], catch_exceptions=False)
+    finally:
+        d.finish()
+        logger.remove()  # the CLI pointed loguru at CliRunner's (now closed) stderr
+        logger.add(sys.stderr, level="WARNING")
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1 and len(errors) == 1
+    assert errors[0].startswith(f"error: another footsort watch (PID {os.getpid()}) is already watching {inbox}")
