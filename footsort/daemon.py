@@ -187,7 +187,8 @@ def _run(inboxes: list[Path], cfg: Config, classifier: object, *, host: object, 
     finally:
         watcher.stop()
         host.emit(events.DaemonStopped(tuple(inboxes)))  # type: ignore[attr-defined]
-        logger.info(f"stopped; {summary(final, labels, waiting=len(waiting))}")
+        still = sum(1 for p in waiting if os.path.lexists(p))  # not those deleted meanwhile
+        logger.info(f"stopped; {summary(final, labels, waiting=still)}")
     return counts
 
 
