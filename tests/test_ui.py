@@ -278,3 +278,24 @@ def test_ui_needs_an_existing_inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(TEST_CLASSIFIER_ENV, "fakes:ColourClassifier")
     result = invoke("ui", tmp_path / "nowhere")
     assert result.exit_code != 0 and "not a folder" in result.output
+
+
+def test_thumbnail_packs_hold_every_made_thumbnail_in_one_response(served, inbox: Path) -> None:
+    import json
+
+    client, _, service, _ = served
+    (inbox / "review/broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    state = client.get("/api/state").json()
+    for p in state["review"]:
+        client.get(f"/thumb/{p['id']}")  # made (or found undecodable) once
+    ids = [p["id"] for p in state["review"]]
+    body = client.get("/api/thumbs", params={"ids": ",".join([*ids, "unknown"])}).content
+    n = int.from_bytes(body[:4], "big")
+    index = json.loads(body[4:4 + n])
+    assert [e["id"] for e in index] == ids and 4 + n + sum(e["len"] for e in index) == len(body)
+    assert [e.get("bad", False) for e in index] == [p["name"] == "broken.jpg" for p in state["review"]]
+    off = 4 + n
+    for e in index:
+        if e["len"]:
+            assert Image.open(io.BytesIO(body[off:off + e["len"]])).format == "JPEG"
+        off += e["len"]

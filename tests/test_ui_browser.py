@@ -49,6 +49,9 @@ def server(inbox: Path):  # noqa: F811
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started, "uvicorn did not start"
+    review, _ = service.listing()
+    for p in review:  # made ahead, so the page gets them in one pack
+        service.thumbs.get(p.path, p.hash)
     yield access.url("127.0.0.1", port)
     srv.should_exit = True
     thread.join(10)
@@ -91,6 +94,8 @@ def test_open_see_thumbnails_press_a_key_and_undo(server: str, browser, inbox: P
     wait_for(lambda: browser.execute_script(
         "return [...document.querySelectorAll('#grid-review img')].every(i => i.complete && i.naturalWidth > 0)"),
         what="thumbnails to load")
+    sources = browser.execute_script("return [...document.querySelectorAll('#grid-review img')].map(i => i.src)")
+    assert all(src.startswith("blob:") for src in sources), sources  # one pack, not a request per photo
     write_image(inbox / "review/arrived.jpg", (150, 20, 140), 21)  # a photo arrives: the page shows it by itself
     wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#grid-review .card")) == 3, what="the new photo")
     if os.environ.get("UI_SCREENSHOT"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
@@ -46,12 +47,44 @@ def render(path: Path, side: int) -> bytes | None:
 
 
 class Thumbnails:
-    """Cached thumbnails, made on demand or ahead of time by one background thread."""
+    """Cached thumbnails (on disk, and the recent ones in memory), made on demand or by a background thread."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, memory_mb: int = 64) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="footsort-thumbs")
         self._queued: set[str] = set()
         self._lock = threading.Lock()
+        self._memory: OrderedDict[str, bytes] = OrderedDict()
+        self._memory_bytes = 0
+        self._memory_limit = memory_mb << 20
+
+    def in_memory(self, content: str) -> bytes | None:
+        """The thumbnail's bytes without touching the disk when it was served or made lately."""
+        with self._lock:
+            data = self._memory.get(content)
+            if data is not None:
+                self._memory.move_to_end(content)
+            return data
+
+    def read(self, content: str) -> bytes | None:
+        """The cached thumbnail's bytes (memory, else disk), or None when it is not made yet."""
+        data = self.in_memory(content)
+        if data is None:
+            try:
+                data = _target(content).read_bytes()
+            except OSError:
+                return None
+            self._remember(content, data)
+        return data
+
+    def _remember(self, content: str, data: bytes) -> None:
+        with self._lock:
+            if content in self._memory:
+                return
+            self._memory[content] = data
+            self._memory_bytes += len(data)
+            while self._memory_bytes > self._memory_limit and self._memory:
+                _, old = self._memory.popitem(last=False)
+                self._memory_bytes -= len(old)
 
     def cached(self, content: str) -> Path | None:
         """The cached thumbnail of this content, or None (not made yet, or undecodable: see `known_bad`)."""
@@ -78,6 +111,7 @@ class Thumbnails:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)
+        self._remember(content, data)
         return target
 
     def prefetch(self, photos: Iterable[tuple[Path, str]]) -> None:

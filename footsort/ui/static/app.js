@@ -48,10 +48,12 @@ function card(p) {
   fig.className = "card";
   fig.dataset.id = p.id;
   const img = document.createElement("img");
-  img.loading = "lazy";
   img.decoding = "async";
   img.alt = p.name;
-  img.src = `/thumb/${p.id}` + (p.v ? `?v=${p.v}` : "");
+  img.dataset.key = thumbKey(p);
+  img.dataset.fallback = `/thumb/${p.id}` + (p.v ? `?v=${p.v}` : "");
+  const ready = thumbCache.get(img.dataset.key);
+  if (ready) img.src = ready;
   const cap = document.createElement("figcaption");
   const guess = document.createElement("span");
   guess.textContent = p.label || "?";
@@ -69,6 +71,49 @@ function card(p) {
   fig.addEventListener("click", (e) => onClick(e, p.id));
   fig.addEventListener("dblclick", () => openViewer());
   return fig;
+}
+
+// Thumbnails come in packs (/api/thumbs: a length, a JSON index, the JPEGs back to back): a few requests
+// instead of one per photo. Kept as blob URLs while the page is open, keyed by photo id and content.
+const thumbCache = new Map();
+const PACK = 200;
+let thumbRun = 0;
+
+function thumbKey(p) { return `${p.id}|${p.v}`; }
+
+async function loadThumbs(photos) {
+  const run = ++thumbRun;
+  const need = photos.filter((p) => p.v && !thumbCache.has(thumbKey(p)));
+  const packs = [];
+  for (let i = 0; i < need.length; i += PACK) packs.push(need.slice(i, i + PACK));
+  await Promise.all(packs.map(async (pack) => {
+    try {
+      const r = await fetch("/api/thumbs?ids=" + pack.map((p) => p.id).join(","), {credentials: "same-origin"});
+      if (!r.ok) return;
+      const buf = await r.arrayBuffer();
+      const n = new DataView(buf).getUint32(0);
+      const index = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, n)));
+      let off = 4 + n;
+      for (const e of index) {
+        thumbCache.set(`${e.id}|${e.v}`, e.bad ? "/static/placeholder.svg"
+          : URL.createObjectURL(new Blob([new Uint8Array(buf, off, e.len)], {type: "image/jpeg"})));
+        off += e.len;
+      }
+    } catch (err) {
+      // the photos of this pack fall back to one request each below
+    }
+    showThumbs(false);
+  }));
+  if (run === thumbRun) showThumbs(true);
+}
+
+function showThumbs(final) {
+  for (const img of document.querySelectorAll("img[data-key]")) {
+    if (img.getAttribute("src")) continue;
+    const url = thumbCache.get(img.dataset.key);
+    if (url) img.src = url;
+    else if (final) { img.loading = "lazy"; img.src = img.dataset.fallback; }  // not made yet: made on request
+  }
 }
 
 function reviewOrder(list) {
@@ -103,6 +148,7 @@ function render() {
     recentList.push(...photos);
   }
   view = tab === "review" ? review : tab === "recent" ? recentList : [];
+  loadThumbs(tab === "recent" ? [...recentList, ...review] : [...review, ...recentList]);
   const ids = new Set(view.map((p) => p.id));
   selected = new Set([...selected].filter((id) => ids.has(id)));
   const again = keepId ? view.findIndex((p) => p.id === keepId) : -1;
