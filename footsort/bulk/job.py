@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -9,7 +10,7 @@ from typing import Literal
 from footsort.bulk import local as local_engine
 from footsort.bulk.manifest import Source, iter_uris
 from footsort.bulk.results import ResultsWriter, require_pyarrow
-from footsort.bulk.stages import DecodeSpec, ModelFile, Predict
+from footsort.bulk.stages import DecodeSpec, ModelFile, ModelSource, Predict, TestClassifier
 from footsort.bulk.stats import Stats
 from footsort.config import Config
 from footsort.errors import FootsortError
@@ -77,11 +78,17 @@ def _run_ray(job: BulkJob, classifier: object, policy, spec: DecodeSpec, uris, w
 
     from footsort.bulk import ray_engine
 
+    from footsort.pipeline import TEST_CLASSIFIER_ENV
+
     path = getattr(classifier, "path", None)
-    if path is None:
+    hook = os.environ.get(TEST_CLASSIFIER_ENV)
+    if hook:
+        model: ModelSource = TestClassifier(hook)
+    elif path is not None:
+        model = ModelFile.read(path)  # the bytes travel to the actors: workers need not see this disk
+    else:
         raise FootsortError("--engine ray ships the model file to its workers, but this classifier has none; "
                             "give --model FILE")
-    model = ModelFile.read(path)
     started = ray_engine.connect(job.address)
     try:
         # the workers' hardware, not the driver's, decides: --device cpu keeps the model off their GPUs

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from footsort.bulk.manifest import Source
-from footsort.bulk.stages import Decoded, DecodeSpec, ModelFile, Predict, decode
+from footsort.bulk.stages import Decoded, DecodeSpec, ModelSource, Predict, decode
 from footsort.bulk.stats import Stats
 from footsort.decide import Policy
 from footsort.errors import FootsortError
 
 INSTALL_RAY = "pip install 'footsort[ray]'"
+DECODE_MEMORY = 512 * 2**20  # bytes reserved per decode task: a batch of photos decoded at reduced scale
 
 
 def require_ray():
@@ -59,32 +60,34 @@ class RayPlan:
 
 
 def decode_batch(batch: dict[str, Any], spec: DecodeSpec) -> dict[str, Any]:
-    """Stage 1 on a Ray CPU task: a batch of uris -> hashes, errors and size x size RGB arrays."""
+    """Stage 1 on a Ray CPU task: a batch of uris -> hashes, errors and RGB arrays (size x size for a model file)."""
     import numpy as np
 
     uris = [str(u) if u is not None else "" for u in batch["uri"]]
     side = int(spec.size or spec.min_side or 1)
-    images = np.zeros((len(uris), side, side, 3), dtype=np.uint8)
-    ok = np.zeros(len(uris), dtype=bool)
-    hashes, errors, resolved = [], [], []
-    for i, uri in enumerate(uris):
+    placeholder = np.zeros((side, side, 3), dtype=np.uint8)  # unreadable photos: ok = False
+    images, ok, hashes, errors, resolved = [], [], [], [], []
+    for uri in uris:
         d = decode(uri, spec)
-        if d.image is not None and d.image.size != (side, side):
-            d = Decoded(d.uri, d.content_hash, error=f"{d.uri}: decoded to {d.image.size}, not {side}x{side}")
-        if d.image is not None:
-            images[i] = np.asarray(d.image, dtype=np.uint8)
-            ok[i] = True
+        images.append(np.asarray(d.image, dtype=np.uint8) if d.image is not None else placeholder)
+        ok.append(d.image is not None)
         hashes.append(d.content_hash or "")
         errors.append(d.error)
         resolved.append(d.uri)
+    if len({a.shape for a in images}) == 1:
+        column = np.stack(images)
+    else:  # a classifier that resizes by itself: photos of any size (a ragged tensor column)
+        column = np.empty(len(images), dtype=object)
+        for i, a in enumerate(images):
+            column[i] = a
     return {"uri": np.array(resolved, dtype=object), "content_hash": np.array(hashes, dtype=object),
-            "error": np.array(errors, dtype=object), "ok": ok, "image": images}
+            "error": np.array(errors, dtype=object), "ok": np.array(ok, dtype=bool), "image": column}
 
 
 class RayPredict:
     """Stage 2 on a Ray actor: the model is loaded once, in __init__, from bytes the driver sent."""
 
-    def __init__(self, model: ModelFile, policy: Policy, device: str = "auto", threads: int = 1) -> None:
+    def __init__(self, model: ModelSource, policy: Policy, device: str = "auto", threads: int = 1) -> None:
         import torch
 
         torch.set_num_threads(max(1, threads))
@@ -136,22 +139,26 @@ def dataset(source: Source, listing: Iterable[str] | None, spec: DecodeSpec, pla
     return ds.select_columns(["uri"])
 
 
-def run(source: Source, listing: Iterable[str] | None, model: ModelFile, policy: Policy, spec: DecodeSpec,
+def run(source: Source, listing: Iterable[str] | None, model: ModelSource, policy: Policy, spec: DecodeSpec,
         plan: RayPlan, *, progress: bool = False, stats: Stats | None = None) -> Iterator[Any]:
     """pyarrow tables of result rows as the cluster produces them (order not kept)."""
     import ray
 
     stats = stats if stats is not None else Stats("ray")
     ray.data.DataContext.get_current().enable_progress_bars = progress
+    logging.getLogger("ray.data").setLevel(logging.INFO if progress else logging.WARNING)
     ds = dataset(source, listing, spec, plan)
     if ds is None:
         return
+    # the memory reservation bounds how many decodes share a node, and (remote args that differ from the
+    # actors') keeps Ray from fusing decoding into the model actors: decoding stays spread over CPU tasks
     ds = ds.map_batches(decode_batch, fn_kwargs={"spec": spec}, batch_size=plan.decode_batch,
-                        batch_format="numpy", num_cpus=1)
+                        batch_format="numpy", num_cpus=1, memory=DECODE_MEMORY)
     ds = ds.map_batches(RayPredict, fn_constructor_kwargs={"model": model, "policy": policy,
                                                            "device": "cuda" if plan.actor_gpus else "cpu",
                                                            "threads": int(plan.actor_cpus)},
-                        batch_size=plan.batch_size, batch_format="numpy", concurrency=plan.actors,
+                        batch_size=plan.batch_size, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=plan.actors),
                         num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus)
     yield from ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2)
     try:

@@ -7,11 +7,10 @@ deciding is `footsort.decide.decide`: a bulk run labels a photo exactly as `foot
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 from PIL import Image
 
@@ -151,6 +150,12 @@ class Predict:
                    d.content_hash, dict(prediction.probabilities))
 
 
+class ModelSource(Protocol):
+    """What a Ray actor builds its classifier from (picklable: it travels to every actor)."""
+
+    def load(self, device: str = "auto", fuse: str = "now") -> object: ...
+
+
 @dataclass(frozen=True)
 class ModelFile:
     """A model file's bytes, shipped to Ray actors (workers need not see the driver's disk)."""
@@ -172,9 +177,14 @@ class ModelFile:
             return Classifier.load(path, device=device, fuse=fuse)  # type: ignore[arg-type]
 
 
-def cpu_threads() -> int:
-    """Cores this process may use (a container's or Ray's limit, not the machine's)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
+@dataclass(frozen=True)
+class TestClassifier:
+    """Tests only: the fake named by FOOTSORT_TEST_CLASSIFIER ("module:Class"), built in each actor."""
+
+    spec: str
+
+    def load(self, device: str = "auto", fuse: str = "now") -> object:
+        import importlib
+
+        module, _, name = self.spec.partition(":")
+        return getattr(importlib.import_module(module), name)()
