@@ -123,7 +123,7 @@ def dataset(source: Source, listing: Iterable[str] | None, spec: DecodeSpec, pla
     import ray
 
     if source.kind == "parquet":
-        ds = ray.data.read_parquet(source.text, columns=["uri"])
+        ds = ray.data.read_parquet(source.text)  # select_columns below: Ray reads only that column
     elif source.kind == "csv":
         import pyarrow as pa
         import pyarrow.csv as pacsv
