@@ -70,10 +70,11 @@ def test_model_check_reports_version_and_accuracy(tmp_path: Path, monkeypatch: p
     (c,) = doctor.check_model(Machine(missing))
     assert c.status == "fail" and "does not exist" in c.detail and "footsort models use" in c.fix
     meta = checkpoint.ModelVersion(version="20260101-000000-abcdef", classes=("sapatos", "tsinelas"), arch={},
-                                   preprocess={}, metrics={"val_accuracy": 0.9531})
+                                   preprocess={}, metrics={"val_accuracy": 0.9531, "validation_n": 64})
     monkeypatch.setattr(checkpoint, "read_metadata", lambda path: meta)
     (c,) = doctor.check_model(Machine(missing))
-    assert c.status == "ok" and "20260101-000000-abcdef (sapatos, tsinelas)" in c.detail and "95.3%" in c.detail
+    assert c.status == "ok" and "20260101-000000-abcdef (sapatos, tsinelas)" in c.detail
+    assert "0.9531 (n=64)" in c.detail  # an accuracy always comes with the number of photos behind it
     monkeypatch.setattr(checkpoint, "read_metadata", lambda path: replace(meta, metrics={}))
     assert "accuracy unknown" in doctor.check_model(Machine(missing))[0].detail
 
