@@ -159,9 +159,9 @@ def test_a_file_deleted_before_it_is_processed(tmp_path: Path) -> None:
     path = write_image(tmp_path / "inbox/gone.jpg", RED, 1)
     real_load = pl.load
 
-    def load_after_delete(item, min_side, prepare=None):
+    def load_after_delete(item, min_side, *rest):
         item.path.unlink()  # deleted between being listed and being read
-        return real_load(item, min_side, prepare)
+        return real_load(item, min_side, *rest)
 
     with Journal.open() as j, Pipeline(ColourClassifier(), Sorter(j), j, RecordingHost(), Policy(0.8)) as p:
         pl_load, pl.load = pl.load, load_after_delete
