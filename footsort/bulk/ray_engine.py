@@ -122,14 +122,17 @@ def dataset(source: Source, listing: Iterable[str] | None, spec: DecodeSpec, pla
     """The uris as a Ray dataset: a manifest read by Ray itself, else the driver's listing."""
     import ray
 
-    if source.kind == "parquet":
-        ds = ray.data.read_parquet(source.text)  # select_columns below: Ray reads only that column
-    elif source.kind == "csv":
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
+    if source.kind in ("parquet", "csv"):
+        if source.kind == "parquet":
+            ds = ray.data.read_parquet(source.text).select_columns(["uri"])  # Ray reads only that column
+        else:
+            import pyarrow as pa
+            import pyarrow.csv as pacsv
 
-        ds = ray.data.read_csv(source.text, convert_options=pacsv.ConvertOptions(
-            include_columns=["uri"], column_types={"uri": pa.string()}))
+            ds = ray.data.read_csv(source.text, convert_options=pacsv.ConvertOptions(
+                include_columns=["uri"], column_types={"uri": pa.string()}))
+        # a manifest file is one block per file or row group: split it, or one task would decode everything
+        return ds.repartition(target_num_rows_per_block=plan.decode_batch).select_columns(["uri"])
     else:
         items = [{"uri": u} for u in (listing or ())]
         if not items:
