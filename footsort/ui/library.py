@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from footsort import corrections, paths
-from footsort.imaging import is_image_name
+from footsort.imaging import IMAGE_SUFFIXES
 
 _CHUNK = 400  # SQLite host parameters per query
 
@@ -60,7 +60,7 @@ class Library:
         return [root / name for root in self.roots for name in (self.review, *self.classes)]
 
 
-def photo_id(path: Path) -> str:
+def photo_id(path: Path | str) -> str:
     """A stable, opaque id for a photo at a path."""
     return hashlib.sha256(os.fsencode(str(path))).hexdigest()[:20]
 
@@ -68,8 +68,8 @@ def photo_id(path: Path) -> str:
 def _images(folder: Path) -> list[os.DirEntry]:
     try:
         with os.scandir(folder) as it:
-            return [e for e in it if not e.name.startswith(".") and is_image_name(Path(e.name))
-                    and e.is_file(follow_symlinks=False)]
+            return [e for e in it if not e.name.startswith(".")
+                    and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file(follow_symlinks=False)]
     except OSError:
         return []
 
@@ -133,16 +133,16 @@ def _probabilities(text: str | None) -> dict[str, float]:
 
 def _photo(entry: os.DirEntry, root: Path, folder: str, row: sqlite3.Row | None, content: str | None) -> Photo:
     st = entry.stat(follow_symlinks=False)
-    path = Path(entry.path)
+    path, pid = Path(entry.path), photo_id(entry.path)
     if row is None:
-        return Photo(photo_id(path), path, root, folder, st.st_size, st.st_mtime, content)
+        return Photo(pid, path, root, folder, st.st_size, st.st_mtime, content)
     same = row["size"] is None or row["size"] == st.st_size
     probs = _probabilities(row["probabilities"])
     label, conf = _text(row["label"]), row["confidence"]
     if _text(row["model_version"]) == corrections.HUMAN and probs:  # a person put it here: show what the model had said
         label = max(probs, key=lambda k: probs[k])
         conf = probs[label]
-    return Photo(photo_id(path), path, root, folder, st.st_size, st.st_mtime,
+    return Photo(pid, path, root, folder, st.st_size, st.st_mtime,
                  content or (row["hash"] if same else None), label, conf, probs, _text(row["model_version"]),
                  row["finished"])
 

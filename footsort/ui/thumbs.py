@@ -25,8 +25,8 @@ def thumbs_dir() -> Path:
     return paths.cache_dir() / "thumbs"
 
 
-def _target(content: str) -> Path:
-    return thumbs_dir() / content[:2] / f"{content}.jpg"
+def _target(content: str, folder: Path | None = None) -> Path:
+    return (folder or thumbs_dir()) / content[:2] / f"{content}.jpg"
 
 
 def render(path: Path, side: int) -> bytes | None:
@@ -56,6 +56,7 @@ class Thumbnails:
         self._memory: OrderedDict[str, bytes] = OrderedDict()
         self._memory_bytes = 0
         self._memory_limit = memory_mb << 20
+        self.folder = thumbs_dir()
 
     def in_memory(self, content: str) -> bytes | None:
         """The thumbnail's bytes without touching the disk when it was served or made lately."""
@@ -70,7 +71,7 @@ class Thumbnails:
         data = self.in_memory(content)
         if data is None:
             try:
-                data = _target(content).read_bytes()
+                data = _target(content, self.folder).read_bytes()
             except OSError:
                 return None
             self._remember(content, data)
@@ -88,16 +89,16 @@ class Thumbnails:
 
     def cached(self, content: str) -> Path | None:
         """The cached thumbnail of this content, or None (not made yet, or undecodable: see `known_bad`)."""
-        target = _target(content)
+        target = _target(content, self.folder)
         return target if target.exists() else None
 
     def known_bad(self, content: str) -> bool:
         """True when this content was tried and could not be decoded."""
-        return _target(content).with_suffix(".bad").exists()
+        return _target(content, self.folder).with_suffix(".bad").exists()
 
     def get(self, path: Path, content: str) -> Path | None:
         """The thumbnail file for a photo, made now if needed; None when the photo cannot be decoded."""
-        target = _target(content)
+        target = _target(content, self.folder)
         if target.exists():
             return target
         if self.known_bad(content):
@@ -117,7 +118,7 @@ class Thumbnails:
     def prefetch(self, photos: Iterable[tuple[Path, str]]) -> None:
         """Make missing thumbnails in the background, in the order given."""
         for path, content in photos:
-            if self.cached(content) or self.known_bad(content):
+            if content in self._memory or self.cached(content) or self.known_bad(content):
                 continue
             with self._lock:
                 if content in self._queued:

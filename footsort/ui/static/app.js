@@ -52,8 +52,8 @@ function card(p) {
   img.alt = p.name;
   img.dataset.key = thumbKey(p);
   img.dataset.fallback = `/thumb/${p.id}` + (p.v ? `?v=${p.v}` : "");
-  const ready = thumbCache.get(img.dataset.key);
-  if (ready) img.src = ready;
+  const ready = thumbURL.get(img.dataset.key);
+  if (ready) img.src = ready; else watcher.observe(img);
   const cap = document.createElement("figcaption");
   const guess = document.createElement("span");
   guess.textContent = p.label || "?";
@@ -74,16 +74,46 @@ function card(p) {
 }
 
 // Thumbnails come in packs (/api/thumbs: a length, a JSON index, the JPEGs back to back): a few requests
-// instead of one per photo. Kept as blob URLs while the page is open, keyed by photo id and content.
-const thumbCache = new Map();
+// instead of one per photo. The bytes stay in memory while the page is open (keyed by photo id and
+// content); an image gets its blob URL only when it comes near the screen, so 500 photos open as fast
+// as one screenful.
+const thumbData = new Map();  // key -> JPEG bytes, or a URL (placeholder)
+const thumbURL = new Map();   // key -> blob URL made from thumbData
 const PACK = 200;
 let thumbRun = 0;
+let packsDone = false;
+const near = new Set();
+const watcher = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (e.isIntersecting) { near.add(e.target); show(e.target); } else near.delete(e.target);
+  }
+}, {rootMargin: "600px"});
 
 function thumbKey(p) { return `${p.id}|${p.v}`; }
 
+function urlFor(key) {
+  if (thumbURL.has(key)) return thumbURL.get(key);
+  const d = thumbData.get(key);
+  if (d === undefined) return null;
+  const url = typeof d === "string" ? d : URL.createObjectURL(new Blob([d], {type: "image/jpeg"}));
+  thumbURL.set(key, url);
+  return url;
+}
+
+function show(img) {
+  if (!img.isConnected || img.getAttribute("src")) { watcher.unobserve(img); near.delete(img); return; }
+  const url = urlFor(img.dataset.key);
+  if (url) img.src = url;
+  else if (packsDone) img.src = img.dataset.fallback;  // not made yet: /thumb/{id} makes it
+  else return;
+  watcher.unobserve(img);
+  near.delete(img);
+}
+
 async function loadThumbs(photos) {
   const run = ++thumbRun;
-  const need = photos.filter((p) => p.v && !thumbCache.has(thumbKey(p)));
+  packsDone = false;
+  const need = photos.filter((p) => p.v && !thumbData.has(thumbKey(p)));
   const packs = [];
   for (let i = 0; i < need.length; i += PACK) packs.push(need.slice(i, i + PACK));
   await Promise.all(packs.map(async (pack) => {
@@ -95,25 +125,18 @@ async function loadThumbs(photos) {
       const index = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, n)));
       let off = 4 + n;
       for (const e of index) {
-        thumbCache.set(`${e.id}|${e.v}`, e.bad ? "/static/placeholder.svg"
-          : URL.createObjectURL(new Blob([new Uint8Array(buf, off, e.len)], {type: "image/jpeg"})));
+        thumbData.set(`${e.id}|${e.v}`, e.bad ? "/static/placeholder.svg" : new Uint8Array(buf, off, e.len));
         off += e.len;
       }
     } catch (err) {
-      // the photos of this pack fall back to one request each below
+      // the photos of this pack fall back to one request each
     }
-    showThumbs(false);
+    [...near].forEach(show);
   }));
-  if (run === thumbRun) showThumbs(true);
-}
-
-function showThumbs(final) {
-  for (const img of document.querySelectorAll("img[data-key]")) {
-    if (img.getAttribute("src")) continue;
-    const url = thumbCache.get(img.dataset.key);
-    if (url) img.src = url;
-    else if (final) { img.loading = "lazy"; img.src = img.dataset.fallback; }  // not made yet: made on request
-  }
+  if (run !== thumbRun) return;
+  packsDone = true;
+  [...near].forEach(show);
+  performance.mark("footsort:thumbs");
 }
 
 function reviewOrder(list) {
@@ -123,6 +146,8 @@ function reviewOrder(list) {
 function render() {
   if (!state) return;
   const keepId = view[cursor] && view[cursor].id;
+  watcher.disconnect();  // the cards are drawn anew below; each new image registers itself
+  near.clear();
   $("#count-review").textContent = state.review.length ? `(${state.review.length})` : "";
   $("#undo").disabled = !state.can_undo;
   const keys = Object.entries(state.keys).map(([k, c]) => `<kbd>${k}</kbd> ${escapeHtml(c)}`).join("  ");
@@ -366,8 +391,10 @@ async function loadLearning() {
 
 async function refresh() {
   state = await getJSON("/api/state");
+  performance.mark("footsort:state");
   lastSignature = state.signature;
   render();
+  performance.mark("footsort:drawn");
 }
 
 let lastSignature = "";
