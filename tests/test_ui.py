@@ -299,3 +299,17 @@ def test_thumbnail_packs_hold_every_made_thumbnail_in_one_response(served, inbox
         if e["len"]:
             assert Image.open(io.BytesIO(body[off:off + e["len"]])).format == "JPEG"
         off += e["len"]
+
+
+def test_ui_prints_a_token_url_and_warns_off_loopback(inbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    served: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw))
+    local = invoke("ui", inbox, "--port", "0")
+    assert local.exit_code == 0, local.output
+    assert "token=" in local.output and "http://127.0.0.1:" in local.output and "warning" not in local.output
+    assert served[-1]["host"] == "127.0.0.1"
+    wide = invoke("ui", inbox, "--host", "0.0.0.0", "--port", "0")
+    assert wide.exit_code == 0 and "warning: listening on 0.0.0.0" in wide.output
+    assert served[-1]["host"] == "0.0.0.0"
