@@ -8,6 +8,7 @@ connections (a browser's per-host limit), thumbnails in packs of 200 as the page
 navigation to the last thumbnail decoded (needs chromium, chromium-driver and selenium).
 
     python bench/bench_ui.py [--photos 500] [--runs 5] [--browser]
+    python bench/bench_ui.py --screenshot docs/ui-review.png
 """
 
 from __future__ import annotations
@@ -24,10 +25,37 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
-def make_library(root: Path, n: int, history: int) -> Path:
-    """An inbox whose review/ holds n photos moved there by the sorter (journaled with predictions)."""
+def draw_footwear(rng: random.Random, kind: str, size: tuple[int, int] = (1024, 768)):
+    """A synthetic side view of a closed shoe ("sapatos") or a sandal ("tsinelas") on a plain floor."""
     from PIL import Image, ImageDraw
 
+    w, h = size
+    floor = tuple(rng.randrange(170, 240) for _ in range(3))
+    im = Image.new("RGB", size, floor)
+    d = ImageDraw.Draw(im)
+    colour = tuple(rng.randrange(20, 200) for _ in range(3))
+    x0, x1 = int(w * rng.uniform(0.12, 0.22)), int(w * rng.uniform(0.78, 0.88))
+    base = int(h * rng.uniform(0.62, 0.72))
+    d.rounded_rectangle((x0, base, x1, base + h // 14), radius=h // 30, fill=(45, 40, 38))  # sole
+    if kind == "sapatos":
+        top = int(h * rng.uniform(0.28, 0.4))
+        d.polygon([(x0, base), (x0, top), (x0 + (x1 - x0) // 3, top), ((x0 + x1) // 2, base - h // 6),
+                   (x1 - h // 10, base - h // 7), (x1, base)], fill=colour)
+        d.ellipse((x1 - h // 4, base - h // 6, x1 + h // 30, base + h // 40), fill=colour)  # toe
+        for k in range(4):  # laces
+            lx = x0 + (x1 - x0) // 3 + k * (x1 - x0) // 14
+            d.line((lx, top + k * h // 22 + h // 20, lx + h // 14, top + k * h // 22 + h // 14), fill=(240, 240, 235),
+                   width=max(2, h // 120))
+    else:
+        for k in range(rng.choice((1, 2, 3))):  # straps over a bare sole
+            cx = x0 + (k + 1) * (x1 - x0) // 4 + rng.randrange(-20, 20)
+            d.arc((cx - h // 7, base - h // 6, cx + h // 7, base + h // 10), 180, 360, fill=colour, width=h // 28)
+    return im
+
+
+def make_library(root: Path, n: int, history: int, sorted_too: int = 0) -> Path:
+    """An inbox whose review/ holds n photos moved there by the sorter (journaled with predictions),
+    and `sorted_too` more sorted into the class folders."""
     from footsort.journal import Details, Journal
     from footsort.sorter import Move, Sorter, file_hash
 
@@ -38,19 +66,18 @@ def make_library(root: Path, n: int, history: int) -> Path:
         sorter = Sorter(journal)
         for i in range(history):  # older rows: the journal of a library in use
             journal.note("duplicate", inbox / f"old{i}.jpg", hash=f"{i:064x}", size=1)
-        for i in range(n):
-            im = Image.new("RGB", (1024, 768), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-            d = ImageDraw.Draw(im)
-            for _ in range(12):
-                x, y = rng.randrange(1024), rng.randrange(768)
-                d.ellipse((x, y, x + rng.randrange(40, 300), y + rng.randrange(40, 200)),
-                          fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        for i in range(n + sorted_too):
+            kind = rng.choice(("sapatos", "tsinelas"))
             path = inbox / f"IMG_{i:04d}.jpg"
-            im.save(path, "JPEG", quality=85)
-            p = rng.uniform(0.5, 0.8)
-            details = Details("tsinelas", p, {"tsinelas": p, "sapatos": 1 - p}, "bench-1",
-                              f"confidence {p:.2f} is below the threshold 0.80")
-            sorter.move(Move(path, inbox / "review", "review", file_hash(path), path.stat().st_size, details))
+            draw_footwear(rng, kind).save(path, "JPEG", quality=85)
+            review = i < n
+            p = rng.uniform(0.5, 0.8) if review else rng.uniform(0.8, 1.0)
+            guess = kind if rng.random() < 0.8 else ("sapatos" if kind == "tsinelas" else "tsinelas")
+            other = "sapatos" if guess == "tsinelas" else "tsinelas"
+            details = Details(guess, p, {guess: p, other: 1 - p}, "bench-1",
+                              f"confidence {p:.2f} is below the threshold 0.80" if review else "")
+            sorter.move(Move(path, inbox / ("review" if review else guess), "review" if review else "sort",
+                             file_hash(path), path.stat().st_size, details))
     return inbox
 
 
@@ -165,16 +192,59 @@ def browser_open(url: str, n: int) -> tuple[float, float]:
         driver.quit()
 
 
+def screenshot(path: Path) -> None:
+    """A picture of the page (docs/ui-review.png): 14 synthetic photos in review/, 12 sorted."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    with tempfile.TemporaryDirectory(prefix="footsort-shot-") as tmp:
+        os.environ["FOOTSORT_HOME"] = str(Path(tmp) / "home")
+        inbox = make_library(Path(tmp), 14, 0, sorted_too=12)
+        server, service, access, base = serve(inbox)
+        options = Options()
+        options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,620",
+                    "--force-device-scale-factor=1", "--hide-scrollbars"):
+            options.add_argument(arg)
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        try:
+            driver.get(access.url("127.0.0.1", int(base.rsplit(":", 1)[1])))
+            done = "return [...document.querySelectorAll('#grid-review img')].every(i => i.complete && i.naturalWidth > 0)"
+            deadline = time.monotonic() + 60
+            while not driver.execute_script(done) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            cards = driver.find_elements("css selector", "#grid-review .card")
+            ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
+            ActionChains(driver).key_down(Keys.CONTROL).click(cards[3]).click(cards[4]).key_up(Keys.CONTROL).perform()
+            time.sleep(0.3)
+            driver.save_screenshot(str(path))
+        finally:
+            driver.quit()
+            server.should_exit = True
+            time.sleep(0.3)
+            service.close()
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=500)
     ap.add_argument("--history", type=int, default=5000, help="older journal rows")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--browser", action="store_true", help="also time headless Chromium")
+    ap.add_argument("--screenshot", type=Path, help="only write a screenshot of the page to this PNG")
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if args.screenshot:
+        screenshot(args.screenshot.resolve())
+        return
     with tempfile.TemporaryDirectory(prefix="footsort-bench-ui-") as tmp:
         os.environ["FOOTSORT_HOME"] = str(Path(tmp) / "home")
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         t = time.perf_counter()
         inbox = make_library(Path(tmp), args.photos, args.history)
         print(f"library: {args.photos} photos (1024x768 JPEG) in review/, {args.history} older journal rows "

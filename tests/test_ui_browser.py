@@ -86,6 +86,7 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
 def test_open_see_thumbnails_press_a_key_and_undo(server: str, browser, inbox: Path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     browser.get(server)
     assert "token" not in browser.current_url  # the token went into a cookie
@@ -101,7 +102,24 @@ def test_open_see_thumbnails_press_a_key_and_undo(server: str, browser, inbox: P
     if os.environ.get("UI_SCREENSHOT"):
         browser.save_screenshot(os.environ["UI_SCREENSHOT"])
 
-    first = browser.find_elements(By.CSS_SELECTOR, "#grid-review .card")[0].find_element(By.CSS_SELECTOR, ".name").text
+    def cursor() -> str:
+        return browser.find_element(By.CSS_SELECTOR, "#grid-review .card.cursor .name").text
+
+    assert cursor() == "muddy2.jpg"
+    ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+    assert cursor() == "muddy1.jpg"
+    ActionChains(browser).send_keys(Keys.SPACE).perform()  # large
+    wait_for(lambda: browser.execute_script(
+        "const i = document.getElementById('viewer-img'); return !document.getElementById('viewer').hidden"
+        " && i.complete && i.naturalWidth > 0"), what="the large photo")
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+    assert not browser.find_element(By.ID, "viewer").is_displayed()
+    ActionChains(browser).send_keys("x").perform()  # skip: muddy1 goes last, the cursor goes on
+    names = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#grid-review .card .name")]
+    assert names[-1] == "muddy1.jpg" and cursor() != "muddy1.jpg"
+    ActionChains(browser).send_keys(Keys.ARROW_LEFT).send_keys(Keys.ARROW_LEFT).perform()
+
+    first = cursor()
     ActionChains(browser).send_keys("1").perform()  # 1 = sapatos
     wait_for(lambda: (inbox / "sapatos" / first).exists(), what=f"{first} in sapatos/")
     assert not (inbox / "review" / first).exists()

@@ -222,6 +222,16 @@ class _Entry:
         return self._st
 
 
+def moved_by(run: str, destination: Path, journal: Path | None = None) -> int | None:
+    """The id of run `run`'s finished move to `destination` (the latest), or None."""
+    with _reading(journal) as conn:
+        if conn is None:
+            return None
+        row = conn.execute("SELECT id FROM actions WHERE run = ? AND destination = ? AND state = 'done'"
+                           " ORDER BY id DESC LIMIT 1", (run, _to_db(str(destination)))).fetchone()
+    return None if row is None else int(row["id"])
+
+
 def signature(lib: Library, journal: Path | None = None) -> str:
     """Changes whenever a photo arrives in or leaves a listed folder, or the journal is written."""
     parts: list[str] = []

@@ -168,10 +168,7 @@ class ReviewService:
 
     def _entry_id(self, dest: Path) -> int | None:
         """The journal row of this process's move to `dest`."""
-        for entry in self.journal.recent(50):
-            if entry.run == self.journal.run and entry.destination == dest and entry.state == "done":
-                return entry.id
-        return None
+        return library.moved_by(self.journal.run, dest, self.journal_path)
 
     def undo_last(self) -> list[Result]:
         """Put back the photos of the page's last labelling (through the sorter, journaled)."""

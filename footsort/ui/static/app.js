@@ -140,7 +140,8 @@ async function loadThumbs(photos) {
 }
 
 function reviewOrder(list) {
-  return [...list.filter((p) => !skipped.has(p.id)), ...list.filter((p) => skipped.has(p.id))];
+  const byId = new Map(list.map((p) => [p.id, p]));
+  return [...list.filter((p) => !skipped.has(p.id)), ...[...skipped].filter((id) => byId.has(id)).map((id) => byId.get(id))];
 }
 
 function render() {
@@ -291,10 +292,12 @@ function skip() {
   if (!view.length) return;
   const p = view[cursor];
   if (tab === "review") {
-    skipped.add(p.id);
+    const at = cursor;
+    skipped.delete(p.id);
+    skipped.add(p.id);  // the latest skipped goes last
     render();
-    cursor = Math.min(view.findIndex((q) => q.id === p.id), view.length - 1);
-    if (view.length > 1 && view[cursor].id === p.id && cursor === view.length - 1) cursor = 0;
+    cursor = Math.min(at, view.length - 1);  // the next photo took its place
+    if (view[cursor].id === p.id) cursor = 0;  // it was the last one: start again from the top
     paint();
   } else {
     move(1, 0);
