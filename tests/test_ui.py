@@ -13,8 +13,13 @@ from click.testing import CliRunner
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
+import warnings  # noqa: E402
+
 from PIL import Image  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
+
+with warnings.catch_warnings():  # starlette >= 1.x suggests httpx2; httpx works the same here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
 
 from fakes import BLUE, MUDDY, RED, RecordingHost, write_image  # noqa: E402
 from footsort import corrections  # noqa: E402
@@ -313,3 +318,20 @@ def test_ui_prints_a_token_url_and_warns_off_loopback(inbox: Path, monkeypatch: 
     wide = invoke("ui", inbox, "--host", "0.0.0.0", "--port", "0")
     assert wide.exit_code == 0 and "warning: listening on 0.0.0.0" in wide.output
     assert served[-1]["host"] == "0.0.0.0"
+
+
+def test_a_heic_photo_gets_a_thumbnail(served, inbox: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    client, _, _, _ = served
+    Image.new("RGB", (96, 64), MUDDY).save(inbox / "review/phone.heic", "HEIF")
+    phone = by_name(client.get("/api/state").json(), "phone.heic")
+    r = client.get(f"/thumb/{phone['id']}")
+    assert r.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(r.content)).size == (96, 64)
+
+
+def test_a_photo_put_back_under_another_name_keeps_its_prediction(served, inbox: Path) -> None:
+    client, _, _, _ = served
+    (inbox / "review/muddy1.jpg").rename(inbox / "review/renamed.jpg")
+    renamed = by_name(client.get("/api/state").json(), "renamed.jpg")
+    assert renamed["label"] == "tsinelas" and 0.5 < renamed["confidence"] < 0.8  # found by content
