@@ -22,13 +22,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
 
-from fakes import BLUE, MUDDY, RED, RecordingHost, write_image  # noqa: E402
+from fakes import RecordingHost, write_image  # noqa: E402
 from footsort.journal import Journal  # noqa: E402
 from footsort.ui.library import Library  # noqa: E402
 from footsort.ui.server import Access, create_app  # noqa: E402
 from footsort.ui.service import ReviewService  # noqa: E402
 
-from tests.test_ui import CLASSES, inbox, invoke  # noqa: E402,F401 (the sorted-inbox fixture)
+from tests.test_ui import CLASSES, inbox  # noqa: E402,F401 (the sorted-inbox fixture)
 
 
 @pytest.fixture
