@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -62,9 +63,9 @@ def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None) -> Stats
                                        batch_size=job.batch_size or 4 * cfg.sort.batch_size, workers=job.workers,
                                        stats=stats)
             for rows in batches:
-                start = _now()
+                start = time.perf_counter()
                 writer.write(rows)
-                stats.add("write", _now() - start)
+                stats.add("write", time.perf_counter() - start)
                 for r in rows:
                     stats.count(r.action, r.label)
         else:
@@ -104,9 +105,3 @@ def _run_ray(job: BulkJob, classifier: object, policy, spec: DecodeSpec, uris, w
     finally:
         if started:
             ray.shutdown()
-
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()

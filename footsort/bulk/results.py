@@ -52,6 +52,8 @@ class ResultsWriter:
             self._writer = pq.ParquetWriter(self._file, schema())
         else:
             final = Path(os.path.abspath(local_path(out).expanduser()))
+            if final.is_dir():
+                raise FootsortError(f"--out {final} is a folder; give a file name, e.g. {final / 'results.parquet'}")
             final.parent.mkdir(parents=True, exist_ok=True)
             self._file = None
             self._tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")

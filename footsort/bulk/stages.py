@@ -125,18 +125,18 @@ class Predict:
 
     def __call__(self, batch: Sequence[Decoded]) -> list[Row]:
         """One row per decoded photo, in order."""
-        todo = [d for d in batch if d.image is not None]
+        todo = [i for i, d in enumerate(batch) if d.image is not None]
         preds: dict[int, Any] = {}
         failure = ""
         if todo:
             try:
-                got = self.classifier.predict_images([d.image for d in todo])  # type: ignore[attr-defined]
+                got = self.classifier.predict_images([batch[i].image for i in todo])  # type: ignore[attr-defined]
                 if len(got) != len(todo):
                     raise RuntimeError(f"{len(got)} predictions for {len(todo)} images")
-                preds = {id(d): p for d, p in zip(todo, got)}
+                preds = dict(zip(todo, got))
             except Exception as exc:  # the job goes on; these photos are rows with an error
                 failure = f"classifier failed: {type(exc).__name__}: {exc}"
-        return [self._row(d, preds.get(id(d)), failure) for d in batch]
+        return [self._row(d, preds.get(i), failure) for i, d in enumerate(batch)]
 
     def _row(self, d: Decoded, prediction: Any, failure: str) -> Row:
         if d.image is None:
