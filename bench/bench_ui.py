@@ -124,7 +124,7 @@ def open_page(base: str, token: str, connections: int = 6, pack: int = 200) -> t
         clients[2].get("/static/app.css").raise_for_status()
         state = clients[0].get("/api/state").json()
         t_state = time.perf_counter() - t0
-        ids = [p["id"] for p in state["review"]]
+        ids = [f"{p['id']}.{p['v']}" for p in state["review"]]
         packs = [ids[i:i + pack] for i in range(0, len(ids), pack)]
 
         def fetch(i: int) -> int:

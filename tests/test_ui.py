@@ -294,7 +294,12 @@ def test_thumbnail_packs_hold_every_made_thumbnail_in_one_response(served, inbox
     for p in state["review"]:
         client.get(f"/thumb/{p['id']}")  # made (or found undecodable) once
     ids = [p["id"] for p in state["review"]]
-    body = client.get("/api/thumbs", params={"ids": ",".join([*ids, "unknown"])}).content
+    versioned = ",".join(f"{p['id']}.{p['v']}" for p in state["review"])
+    r = client.get("/api/thumbs", params={"ids": versioned})
+    assert "immutable" in r.headers["cache-control"]  # every content named and there: the browser may keep it
+    loose = client.get("/api/thumbs", params={"ids": ",".join([*ids, "unknown"])})
+    assert loose.headers["cache-control"] == "no-store" and loose.content == r.content
+    body = r.content
     n = int.from_bytes(body[:4], "big")
     index = json.loads(body[4:4 + n])
     assert [e["id"] for e in index] == ids and 4 + n + sum(e["len"] for e in index) == len(body)

@@ -118,7 +118,8 @@ async function loadThumbs(photos) {
   for (let i = 0; i < need.length; i += PACK) packs.push(need.slice(i, i + PACK));
   await Promise.all(packs.map(async (pack) => {
     try {
-      const r = await fetch("/api/thumbs?ids=" + pack.map((p) => p.id).join(","), {credentials: "same-origin"});
+      const r = await fetch("/api/thumbs?ids=" + pack.map((p) => `${p.id}.${p.v}`).join(","),
+        {credentials: "same-origin"});
       if (!r.ok) return;
       const buf = await r.arrayBuffer();
       const n = new DataView(buf).getUint32(0);
