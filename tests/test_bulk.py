@@ -214,3 +214,14 @@ def test_ray_plan_spreads_the_work() -> None:
     assert RayPlan.for_cluster({"CPU": 64, "GPU": 4}, device="cpu").actor_gpus == 0
     with pytest.raises(FootsortError, match="no GPU"):
         RayPlan.for_cluster({"CPU": 8}, device="cuda")
+
+
+def test_wrong_paths_are_one_line_errors(photos: Path, tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    result = cli("bulk", photos, "--out", tmp_path / "folder")
+    assert result.exit_code == 1 and "is a folder; give a file name" in result.output
+    result = cli("apply", tmp_path / "nothing.parquet")
+    assert result.exit_code == 1 and "do not exist; make them with `footsort bulk" in result.output
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    result = cli("apply", tmp_path / "junk.parquet")
+    assert result.exit_code == 1 and "is not a footsort bulk results file" in result.output
