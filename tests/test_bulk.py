@@ -22,7 +22,7 @@ from footsort.bulk.results import all_rows, write_rows  # noqa: E402
 from footsort.bulk.stages import Row  # noqa: E402
 from footsort.errors import FootsortError  # noqa: E402
 from footsort.journal import Journal  # noqa: E402
-from footsort.sorter import Sorter  # noqa: E402
+from footsort.sorter import Sorter, file_hash  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -225,3 +225,23 @@ def test_wrong_paths_are_one_line_errors(photos: Path, tmp_path: Path) -> None:
     (tmp_path / "junk.parquet").write_text("not parquet")
     result = cli("apply", tmp_path / "junk.parquet")
     assert result.exit_code == 1 and "is not a footsort bulk results file" in result.output
+
+
+def test_object_storage_photos_through_fsspec(photos: Path, tmp_path: Path) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")  # an object store inside this process, as s3fs or gcsfs would be
+    for name in ("red00.jpg", "blue00.jpg", "broken.jpg"):
+        fs.pipe(f"/bucket/in/{name}", (photos / name).read_bytes())
+    result = cli("bulk", "memory://bucket/in", "--out", tmp_path / "r.parquet")
+    assert result.exit_code == 0, result.output
+    rows = {r.uri: r for r in all_rows(str(tmp_path / "r.parquet"))}
+    base = "memory:///bucket/in"  # how fsspec names the memory store's keys
+    assert sorted(rows) == [f"{base}/blue00.jpg", f"{base}/broken.jpg", f"{base}/red00.jpg"]
+    assert rows[f"{base}/red00.jpg"].label == "tsinelas"
+    assert rows[f"{base}/red00.jpg"].content_hash == file_hash(photos / "red00.jpg")
+    assert rows[f"{base}/broken.jpg"].error == f"{base}/broken.jpg: not a recognised image format"
+    result = cli("apply", tmp_path / "r.parquet")
+    assert "wrote a copy plan for 3 photo(s)" in result.output
+    assert fs.ls("/bucket/in", detail=False) == ["/bucket/in/blue00.jpg", "/bucket/in/broken.jpg",
+                                                 "/bucket/in/red00.jpg"]  # nothing moved in the store

@@ -154,7 +154,6 @@ def _walk_local(root: Path, recursive: bool, outputs: frozenset[Path]) -> Iterat
 
 def _remote_listing(source: Source) -> Iterator[str]:
     fs = filesystem(source.text)
-    scheme = source.text.partition("://")[0]
     if source.kind == "glob":
         found = fs.glob(source.text)
     elif source.recursive:
@@ -164,7 +163,7 @@ def _remote_listing(source: Source) -> Iterator[str]:
     for key in sorted(found):
         name = key.rsplit("/", 1)[-1]
         if is_image_name(Path(name)) and not name.startswith("."):
-            yield key if "://" in key else f"{scheme}://{key}"
+            yield key if "://" in key else fs.unstrip_protocol(key)  # s3fs: bucket/key -> s3://bucket/key
 
 
 def iter_uris(source: Source, outputs: frozenset[Path] = frozenset()) -> Iterator[str]:
