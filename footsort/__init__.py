@@ -1,8 +1,8 @@
 """footsort: a watch-folder daemon that sorts footwear photos with a MobileNetV2-ResNet hybrid.
 
-Public API (torch is imported only when these are called):
+Public API (torch is imported only when these are called, and not at all on the onnx engine):
     footsort.classify(paths) -> list[Prediction]
-    footsort.load_model(path=None) -> Classifier
+    footsort.load_model(path=None, device="auto", engine="auto") -> Classifier (or OnnxClassifier)
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ if TYPE_CHECKING:
 __all__ = ["classify", "load_model", "__version__"]
 
 
-def load_model(path: str | Path | None = None, device: str = "auto") -> "Classifier":
-    """Load a model file (default: the model in use, else the shipped default) ready to predict."""
-    from footsort.classifier import Classifier
+def load_model(path: str | Path | None = None, device: str = "auto", engine: str = "auto") -> "Classifier":
+    """Load a model file (default: the model in use, else the shipped default) ready to predict.
 
-    return Classifier.load(path, device=device)
+    engine: auto (ONNX Runtime when installed and the model has an export, else torch), onnx or torch.
+    """
+    from footsort.engine import load_classifier
+
+    return load_classifier(path, engine=engine, device=device)
 
 
 def classify(paths: Iterable[str | Path], model: "Classifier | None" = None) -> "list[Prediction]":

@@ -243,7 +243,7 @@ def read_metadata(path: str | Path) -> ModelVersion:
     try:
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as fh:
+        with safe_open(str(path), framework="numpy") as fh:  # "pt" would import torch: the onnx engine never does
             header = fh.metadata() or {}
     except Exception as exc:
         raise ModelFileError(f"model file {path} is truncated or corrupted ({exc}); re-download or retrain it") from None

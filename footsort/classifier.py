@@ -5,15 +5,15 @@ from __future__ import annotations
 import copy
 import threading
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import torch
 from PIL import Image
 
 from footsort import registry
 from footsort.checkpoint import ModelVersion, load
-from footsort.errors import FootsortError, UnreadableImage
-from footsort.imaging import load_rgb
+from footsort.engine import PathLabeller
+from footsort.errors import FootsortError
 from footsort.model import fuse_for_cpu
 from footsort.prediction import Prediction
 from footsort.presets import Preprocess, eval_transform, fit_image
@@ -39,8 +39,10 @@ def resolve_device(device: str = "auto") -> torch.device:
 Fuse = Literal["now", "background", "never"]
 
 
-class Classifier:
+class Classifier(PathLabeller):
     """A model version loaded for inference; `predict_images` is what the pipeline calls."""
+
+    engine = "torch"
 
     def __init__(self, model: torch.nn.Module, meta: ModelVersion, path: Path | None = None,
                  device: str = "auto", fuse: Fuse = "now") -> None:
@@ -113,34 +115,3 @@ class Classifier:
         probs = self.probabilities(torch.stack([self.to_tensor(im) for im in images]))
         paths = paths or [None] * len(images)
         return [self._prediction(row, p) for row, p in zip(probs.tolist(), paths)]
-
-    def _prediction(self, row: list[float], path: Path | None) -> Prediction:
-        best = max(range(len(row)), key=row.__getitem__)
-        return Prediction(label=self.classes[best], confidence=float(row[best]),
-                          probabilities=dict(zip(self.classes, (float(x) for x in row))),
-                          model_version=self.version, path=path)
-
-    def iter_paths(self, paths: Sequence[Path], batch_size: int = 16) -> Iterator[tuple[Path, Prediction | UnreadableImage]]:
-        """Decode and label files in batches; unreadable files come back as their error."""
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start:start + batch_size]
-            decoded: list[tuple[Path, Image.Image]] = []
-            results: dict[Path, Prediction | UnreadableImage] = {}
-            for p in chunk:
-                try:
-                    decoded.append((p, load_rgb(p, min_side=self.input_size)))
-                except UnreadableImage as exc:
-                    results[p] = exc
-            preds = self.predict_images([im for _, im in decoded], [p for p, _ in decoded])
-            results.update({p: pred for (p, _), pred in zip(decoded, preds)})
-            for p in chunk:
-                yield p, results[p]
-
-    def predict_paths(self, paths: Sequence[Path]) -> list[Prediction]:
-        """Label image files; the first unreadable one raises UnreadableImage."""
-        out = []
-        for _, result in self.iter_paths(list(paths)):
-            if isinstance(result, UnreadableImage):
-                raise result
-            out.append(result)
-        return out

@@ -26,6 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Engine = Literal["auto", "onnx", "torch"]
 DuplicatePolicy = Literal["skip", "sort", "review"]
 
 
@@ -36,6 +37,7 @@ class ModelSection:
     path: str = ""  # a model file; empty: the model in use (`footsort models use`), else the shipped one
     backbone_weights: str = ""  # local MobileNetV2 state_dict for training; empty: torchvision's download
     device: Device = "auto"
+    engine: Engine = "auto"  # auto: ONNX Runtime when installed and the model has an export (no GPU), else torch
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,20 @@ def check_model(m: Machine) -> list[Check]:
     return [Check("model", "ok", f"{meta.version} ({', '.join(meta.classes)}) from {path}; {acc}")]
 
 
+def check_engine(m: Machine) -> list[Check]:
+    """Which engine sorts (ONNX Runtime or torch) for `model.engine` and `model.device`, and why."""
+    from footsort import engine
+
+    try:
+        choice = engine.describe(m.cfg.model.path or None, m.cfg.model.engine, m.cfg.model.device)
+    except FootsortError as exc:
+        return [Check("engine", "fail", str(exc), 'set model.engine = "auto" in the config, or install what it names')]
+    except OSError as exc:  # the model file is missing: check_model says so
+        return [Check("engine", "info", f"unknown ({exc})")]
+    fix = "" if engine.onnxruntime_installed() else f"for a lighter, faster sort: {engine.ONNX_EXTRA}"
+    return [Check("engine", "ok" if not fix else "info", f"{choice.engine}: {choice.reason}", fix)]
+
+
 def check_backbone(m: Machine) -> list[Check]:
     """ImageNet backbone weights for training: a configured file, or torchvision's cache."""
     fix = ("training needs them: set model.backbone_weights (or FOOTSORT_BACKBONE_WEIGHTS) to a local "
@@ -266,7 +280,7 @@ def check_logs(m: Machine) -> list[Check]:
 
 
 CHECKS: tuple[Callable[[Machine], list[Check]], ...] = (
-    check_config, check_journal, check_python, check_torch, check_model, check_backbone, check_folders, check_inotify,
+    check_config, check_journal, check_python, check_torch, check_model, check_engine, check_backbone, check_folders, check_inotify,
     check_service, check_plugins, check_logs,
 )
 

@@ -228,9 +228,9 @@ def load_classifier(cfg: Config, model_path: Path | None = None, fuse: str = "no
 
         module, _, name = spec.partition(":")
         return getattr(importlib.import_module(module), name)()
-    from footsort.classifier import Classifier
+    from footsort.engine import load_classifier as load_on_engine  # onnx or torch: model.engine
 
-    return Classifier.load(model_path or cfg.model.path or None, device=cfg.model.device, fuse=fuse)  # type: ignore[arg-type]
+    return load_on_engine(model_path or cfg.model.path or None, cfg.model.engine, cfg.model.device, fuse)
 
 
 def as_provider(source: object) -> Callable[[], ImageClassifier]:

@@ -99,8 +99,13 @@ def version_path(version: str) -> Path:
 
 
 def add_version(model: Any, meta: ModelVersion) -> Path:
-    """Store a new model version (not yet in use) and return its path."""
-    return save(model, meta, version_path(meta.version))
+    """Store a new model version (not yet in use) and return its path; its ONNX export goes beside it
+    when onnx and onnxruntime are installed (footsort.onnx_export)."""
+    from footsort.onnx_export import export_if_available
+
+    path = save(model, meta, version_path(meta.version))
+    export_if_available(path)
+    return path
 
 
 def list_versions() -> list[tuple[Path, ModelVersion]]:

@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from footsort import __version__, checkpoint, registry, report
+from footsort import __version__, checkpoint, onnx_export, registry, report
 from footsort.checkpoint import ModelVersion
 from footsort.datasets import LabelledSet, scan, stratified_split
 from footsort.evaluation import evaluate
@@ -67,6 +67,8 @@ def run(data_dir: Path, recipe: Recipe, *, val_dir: Path | None = None, val_spli
         metrics["validation"] = {k: v for k, v in evaluation.to_json().items() if k != "errors"}
         metrics["val_accuracy"] = evaluation.scores.accuracy
     path = checkpoint.save(model, meta, output) if output else registry.add_version(model, meta)
+    if output:  # registry.add_version writes the ONNX export itself
+        onnx_export.export_if_available(path)
     if use and not output:
         registry.use(meta.version)
     folder = report_dir or (path.parent / f"{path.stem}-report")

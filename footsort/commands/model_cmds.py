@@ -8,18 +8,20 @@ from pathlib import Path
 
 import click
 
+from footsort.commands.sort_cmds import ENGINE
 from footsort.errors import FootsortError
 from footsort.safe_text import printable
 
 
-def _load_classifier(model: str | None, device: str, images: int = 1000):
+def _load_classifier(model: str | None, device: str, images: int = 1000, engine: str | None = "torch"):
     from footsort import config
-    from footsort.classifier import Classifier
     from footsort.commands.sort_cmds import FUSE_FROM
+    from footsort.engine import load_classifier
 
-    cfg = config.load(overrides={"model": {"path": model, "device": device}})
+    cfg = config.load(overrides={"model": {"path": model, "device": device, "engine": engine}})
     # fusing the graph costs about 0.6 s: worth it only over a few dozen photos
-    return Classifier.load(cfg.model.path or None, device=cfg.model.device, fuse="now" if images >= FUSE_FROM else "never")
+    return load_classifier(cfg.model.path or None, cfg.model.engine, cfg.model.device,
+                           fuse="now" if images >= FUSE_FROM else "never")
 
 
 @click.command()
@@ -27,7 +29,9 @@ def _load_classifier(model: str | None, device: str, images: int = 1000):
 @click.option("--model", "model", type=click.Path(path_type=Path), help="Model file (default: the model in use).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None, help="Where to run.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def classify(images: tuple[Path, ...], model: Path | None, device: str | None, as_json: bool) -> None:
+@ENGINE
+def classify(images: tuple[Path, ...], model: Path | None, device: str | None, as_json: bool,
+             engine: str | None) -> None:
     """Print the label and confidence of each image.
 
     \b
@@ -37,7 +41,7 @@ def classify(images: tuple[Path, ...], model: Path | None, device: str | None, a
     """
     from footsort.errors import UnreadableImage
 
-    clf = _load_classifier(str(model) if model else None, device, images=len(images))
+    clf = _load_classifier(str(model) if model else None, device, images=len(images), engine=engine)
     failed = 0
     for path, result in clf.iter_paths(list(images)):
         if isinstance(result, UnreadableImage):

@@ -17,6 +17,8 @@ from footsort.errors import FootsortError
 from footsort.safe_text import printable as _p
 
 DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
+ENGINE = click.option("--engine", type=click.Choice(["auto", "onnx", "torch"]), default=None,
+                      help="What runs the model (default: auto = onnxruntime when installed, else torch).")
 FUSE_FROM = 40  # photos; below this the eager graph finishes before fusing (about 0.6 s of CPU) pays back
 
 
@@ -24,7 +26,7 @@ def _model_options(f):
     f = click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Model file to use (default: the model in use, else the shipped one).")(f)
     f = click.option("--device", type=DEVICE, default=None, help="Where the model runs (default: auto = GPU if any).")(f)
-    return f
+    return ENGINE(f)
 
 
 def _sort_options(f):
@@ -38,12 +40,12 @@ def _sort_options(f):
 
 
 def _config(threshold: float | None = None, output: Path | None = None, recursive: bool | None = None,
-            device: str | None = None, **watch: Any):
+            device: str | None = None, engine: str | None = None, **watch: Any):
     from footsort import config
 
     return config.load(overrides={
         "sort": {"threshold": threshold, "output": str(output) if output else None, "recursive": recursive},
-        "model": {"device": device},
+        "model": {"device": device, "engine": engine},
         "watch": watch,
     })
 
@@ -91,7 +93,7 @@ def _set_logging(ctx: click.Context, **changes: bool) -> None:
               help="Seconds a file's size and time must hold still before it is sorted (default 1).")
 def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | None, recursive: bool | None,
           dry_run: bool, device: str | None, model_path: Path | None, poll: float | None,
-          settle: float | None) -> None:
+          settle: float | None, engine: str | None) -> None:
     """Sort photos dropped into INBOX into tsinelas/, sapatos/, review/ and failed/, until stopped.
 
     Files already in the inbox are sorted first. Stop with Ctrl+C or SIGTERM; every move is
@@ -108,7 +110,7 @@ def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | Non
     from footsort.pipeline import load_classifier
     from footsort.reloading import follow_in_use
 
-    cfg = _config(threshold, output, recursive, device, poll=poll, settle_seconds=settle)
+    cfg = _config(threshold, output, recursive, device, engine, poll=poll, settle_seconds=settle)
     folders = _folders(inboxes, "inbox")
     classifier = follow_in_use(load_classifier(cfg, model_path, fuse="background"), cfg, model_path)  # hot reload unless pinned
     journal = _open_journal(dry_run)
@@ -154,7 +156,8 @@ def _collect(paths: Iterable[Path], layouts_for, recursive: bool) -> tuple[list,
 @_sort_options
 @click.pass_context
 def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | None, output: Path | None,
-             recursive: bool | None, dry_run: bool, device: str | None, model_path: Path | None) -> None:
+             recursive: bool | None, dry_run: bool, device: str | None, model_path: Path | None,
+             engine: str | None) -> None:
     """Sort photos once: files, or every photo in folders (class folders go inside each folder).
 
     Shows a progress bar and a summary; `footsort log` lists each move, `-v` logs each file.
@@ -167,7 +170,7 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
     from footsort.pipeline import Pipeline, layout_for, load_classifier, policy_for
     from footsort.sorter import Sorter
 
-    cfg = _config(threshold, output, recursive, device)
+    cfg = _config(threshold, output, recursive, device, engine)
     classifier = load_classifier(cfg, model_path, fuse="never")
     classes = classifier.classes
     items, skipped = _collect(paths, lambda inbox: layout_for(inbox, cfg, classes), cfg.sort.recursive)
