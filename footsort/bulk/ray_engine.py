@@ -110,36 +110,33 @@ def connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address or None, include_dashboard=False, logging_level=logging.WARNING,
-                 configure_logging=True)
+        ray.init(address=address or None, include_dashboard=False, logging_level=logging.WARNING)
     except ConnectionError as exc:
         raise FootsortError(f"no Ray cluster at {address}: {exc}; start one with `ray start --head` "
                             "or leave out --address to run a local one") from None
     return True
 
 
-def dataset(source: Source, listing: Iterable[str] | None, spec: DecodeSpec, plan: RayPlan):
-    """The uris as a Ray dataset: a manifest read by Ray itself, else the driver's listing."""
+def dataset(source: Source, listing: Iterable[str] | None, plan: RayPlan):
+    """The uris as a Ray dataset in blocks of about one decode batch: a manifest read by Ray, else the listing."""
     import ray
 
-    if source.kind in ("parquet", "csv"):
-        if source.kind == "parquet":
-            ds = ray.data.read_parquet(source.text).select_columns(["uri"])  # Ray reads only that column
-        else:
-            import pyarrow as pa
-            import pyarrow.csv as pacsv
+    if source.kind == "parquet":
+        ds = ray.data.read_parquet(source.text).select_columns(["uri"])  # Ray reads only that column
+    elif source.kind == "csv":
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
 
-            ds = ray.data.read_csv(source.text, convert_options=pacsv.ConvertOptions(
-                include_columns=["uri"], column_types={"uri": pa.string()}))
-        # a manifest file is one block per file or row group: split it, or one task would decode everything
-        return ds.repartition(target_num_rows_per_block=plan.decode_batch).select_columns(["uri"])
+        ds = ray.data.read_csv(source.text, convert_options=pacsv.ConvertOptions(
+            include_columns=["uri"], column_types={"uri": pa.string()}))
     else:
         items = [{"uri": u} for u in (listing or ())]
         if not items:
             return None
         blocks = max(1, min(1000, math.ceil(len(items) / plan.decode_batch)))
-        ds = ray.data.from_items(items, override_num_blocks=blocks)
-    return ds.select_columns(["uri"])
+        return ray.data.from_items(items, override_num_blocks=blocks)
+    # a manifest file is one block per file or row group: split it, or one task would decode everything
+    return ds.repartition(target_num_rows_per_block=plan.decode_batch).select_columns(["uri"])
 
 
 def run(source: Source, listing: Iterable[str] | None, model: ModelSource, policy: Policy, spec: DecodeSpec,
@@ -150,7 +147,7 @@ def run(source: Source, listing: Iterable[str] | None, model: ModelSource, polic
     stats = stats if stats is not None else Stats("ray")
     ray.data.DataContext.get_current().enable_progress_bars = progress
     logging.getLogger("ray.data").setLevel(logging.INFO if progress else logging.WARNING)
-    ds = dataset(source, listing, spec, plan)
+    ds = dataset(source, listing, plan)
     if ds is None:
         return
     # the memory reservation bounds how many decodes share a node, and (remote args that differ from the
