@@ -150,7 +150,7 @@ def load(item: Item, min_side: int | None, prepare: Callable[[Image.Image], Imag
          max_pixels: int | None = None) -> Loaded:
     """Stage 1 (threads): hash and decode one file (and `prepare` it for the model, e.g. resize).
 
-    Photos above `max_pixels` are not decoded; a huge decode waits until no other one runs (memory).
+    Photos above `max_pixels` are not decoded; huge ones decode one at a time, on one thread (memory).
     """
     path = item.path
     try:
