@@ -85,13 +85,12 @@ def onnxruntime_cuda() -> bool:
 
 
 def nvidia_gpu_present() -> bool:
-    """An NVIDIA GPU with its driver loaded, seen without importing torch (Linux: /proc; else nvidia-smi)."""
-    gpus = Path("/proc/driver/nvidia/gpus")
+    """An NVIDIA GPU with its driver loaded, seen without importing torch (Linux: /proc or /dev; else nvidia-smi)."""
     if sys.platform.startswith("linux"):
         try:
-            return any(gpus.iterdir())
+            return any(Path("/proc/driver/nvidia/gpus").iterdir())
         except OSError:
-            return False
+            return Path("/dev/nvidia0").exists()  # a container may have the device without the driver's /proc
     import shutil
 
     return sys.platform == "win32" and shutil.which("nvidia-smi") is not None
