@@ -340,3 +340,29 @@ def test_a_photo_put_back_under_another_name_keeps_its_prediction(served, inbox:
     (inbox / "review/muddy1.jpg").rename(inbox / "review/renamed.jpg")
     renamed = by_name(client.get("/api/state").json(), "renamed.jpg")
     assert renamed["label"] == "tsinelas" and 0.5 < renamed["confidence"] < 0.8  # found by content
+
+
+def test_retrain_runs_the_command_once_at_a_time_and_shows_its_lines(inbox: Path) -> None:
+    import time
+
+    script = "import time; print('epoch 1: train loss 0.5', flush=True); time.sleep(0.5); print('model x is now in use')"
+    service = ReviewService.open(Library((inbox,), CLASSES), RecordingHost(),
+                                 retrain_command=[sys.executable, "-c", script])
+    access = Access.for_address("127.0.0.1", 8765)
+    client = TestClient(create_app(service, access), base_url=BASE)
+    try:
+        client.get(f"/?token={access.token}")
+        assert client.post("/api/retrain/start").status_code == 403  # a POST like any other: CSRF checked
+        assert post(client, access, "/api/retrain/start").status_code == 202
+        assert post(client, access, "/api/retrain/start").status_code == 409  # one at a time
+        deadline = time.monotonic() + 30
+        while client.get("/api/retrain").json()["running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = client.get("/api/retrain").json()
+        assert status["exit_code"] == 0 and status["lines"] == ["epoch 1: train loss 0.5", "model x is now in use"]
+    finally:
+        client.close()
+        service.close()
+    default = ReviewService.open(Library((inbox,), CLASSES), RecordingHost())
+    default.close()
+    assert default.retrain_command[1:] == ["-m", "footsort.cli", "retrain", str(inbox)]  # the command itself

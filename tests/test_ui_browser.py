@@ -139,3 +139,8 @@ def test_open_see_thumbnails_press_a_key_and_undo(server: str, browser, inbox: P
     wait_for(lambda: not list((inbox / "review").glob("*.jpg")), what="review/ to empty")
     assert len(list((inbox / "tsinelas").glob("*.jpg"))) == 4  # red.jpg + the three
     wait_for(lambda: browser.find_element(By.ID, "empty-review").is_displayed(), what="the empty message")
+
+    browser.find_element(By.CSS_SELECTOR, '.tab[data-tab="learning"]').click()  # the learning panel
+    wait_for(lambda: "Model versions" in browser.find_element(By.ID, "panel-learning").text, what="learning panel")
+    text = browser.find_element(By.ID, "panel-learning").text
+    assert "2 correction(s) (2 review → tsinelas)" in text  # arrived.jpg was never seen by the model and browser.find_element(By.ID, "retrain").is_enabled()

@@ -218,6 +218,18 @@ def create_app(service: ReviewService, access: Access) -> Starlette:
         except FootsortError as exc:
             return JSONResponse({"error": str(exc)}, 409)
 
+    async def retrain_status(request: Request) -> Response:
+        return JSONResponse(service.training.status(), headers={"Cache-Control": "no-store"})
+
+    async def retrain_start(request: Request) -> Response:
+        if not await run_in_threadpool(service.retrain):
+            return JSONResponse({"error": "a retrain is already running"}, 409)
+        return JSONResponse(service.training.status(), 202)
+
+    async def retrain_stop(request: Request) -> Response:
+        service.training.stop()
+        return JSONResponse(service.training.status())
+
     routes = [
         Route("/", index),
         Route("/api/state", state),
@@ -226,6 +238,9 @@ def create_app(service: ReviewService, access: Access) -> Starlette:
         Route("/api/label", label, methods=["POST"]),
         Route("/api/undo", undo, methods=["POST"]),
         Route("/api/models/rollback", rollback, methods=["POST"]),
+        Route("/api/retrain", retrain_status),
+        Route("/api/retrain/start", retrain_start, methods=["POST"]),
+        Route("/api/retrain/stop", retrain_stop, methods=["POST"]),
         Route("/api/thumbs", thumbs_pack),
         Route("/thumb/{id:str}", thumb),
         Route("/photo/{id:str}", large),

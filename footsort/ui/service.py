@@ -19,6 +19,7 @@ from footsort import labelling
 from footsort.journal import Journal
 from footsort.sorter import Sorter, Vanished, recover, undo
 from footsort.ui import library
+from footsort.ui.jobs import Job, retrain_argv
 from footsort.ui.library import Library, Photo
 from footsort.ui.thumbs import Thumbnails
 
@@ -42,7 +43,8 @@ class ReviewService:
     """The page's state and actions over one library listing; thread-safe."""
 
     def __init__(self, lib: Library, journal: Journal, host: object, *, per_class: int = 48,
-                 thumbnails: Thumbnails | None = None, journal_path: Path | None = None) -> None:
+                 thumbnails: Thumbnails | None = None, journal_path: Path | None = None,
+                 retrain_command: Sequence[str] | None = None) -> None:
         from footsort.hashes import ContentHashes
 
         self.lib = lib
@@ -58,6 +60,8 @@ class ReviewService:
         self._index: dict[str, Photo] = {}
         self._listed_at = 0.0
         self._undo: list[list[int]] = []  # journal ids of each labelling, newest last
+        self.retrain_command = list(retrain_command) if retrain_command else retrain_argv(lib.roots)
+        self.training = Job()
 
     @classmethod
     def open(cls, lib: Library, host: object, **kwargs: Any) -> "ReviewService":
@@ -67,8 +71,9 @@ class ReviewService:
         return cls(lib, journal, host, **kwargs)
 
     def close(self) -> None:
-        """Stop thumbnail work, save remembered hashes, close the journal."""
+        """Stop thumbnail work and a running retrain, save remembered hashes, close the journal."""
         self.thumbs.close()
+        self.training.close()
         with self._hash_lock:
             self._hashes.save()
         self.journal.close()
@@ -226,3 +231,7 @@ class ReviewService:
             logger.error(f"could not tell plugins about the rollback: {exc}")
         return {"now": now or "default", "was": previous or "default"}
 
+
+    def retrain(self) -> bool:
+        """Start `footsort retrain` on the page's libraries; False when one is already running."""
+        return self.training.start(self.retrain_command)

@@ -374,10 +374,23 @@ async function loadLearning() {
     panel.innerHTML =
       `<h2>Corrections waiting</h2><p><strong>${L.corrections}</strong> correction(s)` +
       (pairs ? ` (${pairs})` : "") + `, ${L.examples} other labelled photo(s) in the class folders. ` +
-      `Run <code>footsort retrain</code> to learn from them.</p>` +
+      `<code>footsort retrain</code> learns from them; so does this button.</p>` +
+      `<h2>Retrain</h2><p><button type="button" id="retrain">Retrain now</button> ` +
+      `<button type="button" id="retrain-stop" hidden>Stop</button> <span id="retrain-state"></span></p>` +
+      `<pre id="retrain-log" hidden></pre>` +
       `<h2>Model versions</h2><table><thead><tr><th></th><th>version</th><th>created</th><th>parent</th>` +
       `<th>held-out accuracy</th></tr></thead><tbody>${rows}</tbody></table>` +
       `<button type="button" id="rollback">Roll back to the previous model</button>`;
+    $("#retrain").addEventListener("click", async () => {
+      try {
+        await post("/api/retrain/start");
+        watchRetrain();
+      } catch (err) {
+        toast(err.message);
+      }
+    });
+    $("#retrain-stop").addEventListener("click", () => post("/api/retrain/stop").catch((err) => toast(err.message)));
+    watchRetrain();
     $("#rollback").addEventListener("click", async () => {
       if (!confirm("Go back to the model that was in use before the current one?")) return;
       try {
@@ -392,6 +405,25 @@ async function loadLearning() {
     panel.textContent = `could not read the learning state: ${err.message}`;
   }
 }
+
+let retrainTimer = null;
+async function watchRetrain() {
+  clearTimeout(retrainTimer);
+  if (tab !== "learning" || !$("#retrain")) return;
+  let st;
+  try { st = await getJSON("/api/retrain"); } catch (err) { toast(err.message); return; }
+  const log = $("#retrain-log");
+  log.hidden = !st.lines.length;
+  log.textContent = st.lines.slice(-40).join("\n");
+  $("#retrain").disabled = st.running;
+  $("#retrain-stop").hidden = !st.running;
+  $("#retrain-state").textContent = st.running ? "running…" : st.exit_code == null ? "" :
+    st.exit_code === 0 ? "finished" : `stopped with exit code ${st.exit_code}`;
+  if (st.running) retrainTimer = setTimeout(watchRetrain, 1000);
+  else if (wasRunning) { wasRunning = false; loadLearning(); }
+  if (st.running) wasRunning = true;
+}
+let wasRunning = false;
 
 async function refresh() {
   state = await getJSON("/api/state");
