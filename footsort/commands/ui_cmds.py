@@ -83,7 +83,7 @@ def ui(inboxes: tuple[Path, ...], host: str, port: int, open_browser: bool) -> N
     if open_browser:
         click.launch(url)
     try:
-        uvicorn.run(create_app(service, access), host=host, port=port, log_level="warning",
+        uvicorn.run(create_app(service, access), host=host, port=port, log_level="warning", access_log=False,
                     server_header=False, proxy_headers=False)
     finally:
         service.close()
