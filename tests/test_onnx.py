@@ -216,3 +216,21 @@ def test_sort_and_classify_run_with_torch_unimportable(exported: dict, tmp_path:
     assert sorted_.returncode == 0, sorted_.stderr
     moved = sorted(p.relative_to(inbox).parts[0] for p in inbox.rglob("*.jpg") if p.parent != inbox)
     assert len(moved) == 4 and moved.count("failed") == 1, (moved, sorted_.stderr)
+
+
+@pytest.mark.real
+def test_the_shipped_export_gives_the_shipped_models_labels() -> None:
+    """Once bench/export_default_onnx.py has written footsort/data/default.onnx for the current default."""
+    from footsort import registry
+    from footsort.classifier import Classifier
+    from footsort.onnx_engine import OnnxClassifier
+    from tests.conftest import STREET_DATA
+
+    shipped = registry.shipped_model_path()
+    if onnx_export.find_export(shipped) != shipped.with_suffix(".onnx"):
+        pytest.skip("no export of the current shipped model beside it (run bench/export_default_onnx.py)")
+    photos = sorted(STREET_DATA.glob("*/*.jpg"))[::10]
+    fast = dict(OnnxClassifier.load(shipped).iter_paths(photos))
+    slow = dict(Classifier.load(shipped, device="cpu").iter_paths(photos))
+    assert [fast[p].label for p in photos] == [slow[p].label for p in photos]
+    assert max(abs(fast[p].confidence - slow[p].confidence) for p in photos) < 1e-4
