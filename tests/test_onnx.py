@@ -116,7 +116,8 @@ def test_auto_falls_back_to_torch_when_onnxruntime_is_missing(exported: dict, mo
 
 
 def test_auto_keeps_torch_on_an_nvidia_gpu_and_for_an_explicit_gpu_device(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert engine.choose("auto", "auto").engine == "onnx"  # this machine: CPU only, onnxruntime installed
+    monkeypatch.setattr(engine, "nvidia_gpu_present", lambda: False)
+    assert engine.choose("auto", "auto").engine == "onnx"  # CPU only, onnxruntime installed
     assert engine.choose("auto", "cuda").engine == "torch" and engine.choose("auto", "mps").engine == "torch"
     monkeypatch.setattr(engine, "nvidia_gpu_present", lambda: True)
     monkeypatch.setattr(engine, "onnxruntime_cuda", lambda: False)
