@@ -39,7 +39,7 @@ Decision = Union[Sort, Review, Skip]
 class Policy:
     """The knobs that turn a prediction into a decision."""
 
-    threshold: float = 0.80
+    threshold: float = 0.90
     classes: tuple[str, ...] = ()  # labels allowed to get a folder; empty: any label
     duplicates: DuplicatePolicy = "skip"
 

@@ -61,7 +61,7 @@ def _quiet_logs(ctx: click.Context) -> bool:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
               help="Where the model runs (default auto: GPUs when there are any).")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Confidence needed to sort; below it the action is review (default 0.80).")
+              help="Confidence needed to sort; below it the action is review (default 0.90).")
 @click.option("--recursive", is_flag=True, help="SOURCE is a folder: include its subfolders.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Photos per model call (default: local 32, ray 64 on CPUs / 256 on GPUs).")
