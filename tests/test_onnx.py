@@ -98,7 +98,7 @@ def test_engine_onnx_by_name_makes_a_missing_export_once_into_the_cache(tmp_path
     clf = engine.load_classifier(path, engine="onnx")
     assert engine.engine_name(clf) == "onnx" and clf.onnx_path.parent == paths.cache_dir() / "onnx"
     assert not path.with_suffix(".onnx").exists()  # a file footsort does not own is left alone
-    assert engine.engine_name(engine.load_classifier(path)) == "onnx"  # auto finds it from now on
+    assert engine.engine_name(engine.load_classifier(path, device="cpu")) == "onnx"  # auto finds it from now on
 
 
 def test_auto_falls_back_to_torch_when_onnxruntime_is_missing(exported: dict, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,14 +153,14 @@ def test_classify_and_doctor_name_the_engine(exported: dict, monkeypatch: pytest
     got = {e: json.loads(r.output.strip().splitlines()[-1]) for e, r in runs.items()}
     assert all(r.exit_code == 0 for r in runs.values()) and got["onnx"]["label"] == got["torch"]["label"]
     assert abs(got["onnx"]["confidence"] - got["torch"]["confidence"]) < 1e-3
-    cfg = Config(model=ModelSection(path=str(exported["path"])))
+    cfg = Config(model=ModelSection(path=str(exported["path"]), device="cpu"))  # auto on a GPU machine: torch
     (check,) = doctor.check_engine(doctor.Machine(cfg))
     assert check.status == "ok" and check.detail.startswith("onnx:") and str(exported["report"].path) in check.detail
     (torch_check,) = doctor.check_engine(doctor.Machine(replace(cfg, model=replace(cfg.model, engine="torch"))))
     assert torch_check.detail.startswith("torch:")
 
 
-def test_hot_reload_switches_between_onnx_models(tmp_path: Path) -> None:
+def test_hot_reload_switches_between_onnx_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """train/retrain store versions through registry.add_version, which exports them; the daemon follows."""
     from footsort import config, registry
     from footsort.pipeline import load_classifier
@@ -174,6 +174,7 @@ def test_hot_reload_switches_between_onnx_models(tmp_path: Path) -> None:
         assert path.with_suffix(".onnx").is_file()
         metas.append(meta)
     registry.use(metas[0].version)
+    monkeypatch.setenv("FOOTSORT_MODEL_DEVICE", "cpu")  # auto on a GPU machine keeps torch
     cfg = config.load()
     daemon_model = follow_in_use(load_classifier(cfg, fuse="background"), cfg)
     assert daemon_model.current.engine == "onnx" and daemon_model.version == metas[0].version
@@ -203,7 +204,8 @@ def test_sort_and_classify_run_with_torch_unimportable(exported: dict, tmp_path:
     for i, colour in enumerate([(230, 20, 20), (20, 20, 230), (120, 120, 120)]):
         write_image(inbox / f"p{i}.jpg", colour, tag=i)
     (inbox / "broken.jpg").write_bytes(b"not a photo")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FOOTSORT_MODEL_PATH": str(exported["path"])}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FOOTSORT_MODEL_PATH": str(exported["path"]),
+           "FOOTSORT_MODEL_DEVICE": "cpu"}  # model.engine stays auto (on a GPU machine auto would keep torch)
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", BLOCK_TORCH, *args], env=env, capture_output=True, text=True,
