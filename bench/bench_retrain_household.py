@@ -36,7 +36,7 @@ SHARED = REPO.parent / "shared"
 CLASSES = ("sapatos", "tsinelas")
 
 
-def footsort(env: dict, *args: str) -> subprocess.CompletedProcess:
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     """Run the CLI as a user would (a fresh process each time)."""
     done = subprocess.run([str(Path(sys.executable).parent / "footsort"), *args], env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -55,7 +55,7 @@ def link_folder(root: Path, samples, classes) -> Path:
 
 def accuracy(env: dict, folder: Path) -> float:
     """`footsort evaluate --json` accuracy of the model in use on `folder`."""
-    return json.loads(footsort(env, "evaluate", str(folder), "--json").stdout)["accuracy"]
+    return json.loads(cli(env, "evaluate", str(folder), "--json").stdout)["accuracy"]
 
 
 def main() -> None:
@@ -72,11 +72,17 @@ def main() -> None:
     t0 = time.perf_counter()
 
     # the model without street becomes the model in use, as a stored version
-    import footsort.paths  # noqa: F401  (FOOTSORT_HOME is read per call)
     os.environ.update({"FOOTSORT_HOME": env["FOOTSORT_HOME"]})
     from footsort import checkpoint, registry
 
     model, meta = checkpoint.load(args.model)
+    results = REPO / ".bench-out" / "default3_results.json"
+    built = json.loads(results.read_text()) if results.is_file() else {}
+    if "temperature" in built:  # the calibration the build fitted on sources held out of training
+        from dataclasses import replace
+
+        model.temperature.fill_(built["temperature"])
+        meta = replace(meta, temperature=built["temperature"])
     registry.add_version(model, meta)
     registry.use(meta.version)
 
@@ -86,11 +92,11 @@ def main() -> None:
     before = accuracy(env, scored)
 
     # which photos of the first half would need a hand correction (wrong, or sent to review)?
-    out = footsort(env, "classify", "--json", *[str(s.path) for s in first.samples]).stdout
+    out = cli(env, "classify", "--json", *[str(s.path) for s in first.samples]).stdout
     rows = {r["path"]: r for r in map(json.loads, out.splitlines()) if "label" in r}
     from footsort.config import load as load_config
 
-    threshold = load_config().sort.threshold
+    threshold = float(built.get("threshold", load_config().sort.threshold))
     order = list(first.samples)
     random.Random(0).shuffle(order)
     chosen, needs = [], 0
@@ -105,7 +111,7 @@ def main() -> None:
     inbox.mkdir()
     for s in chosen:
         shutil.copy(s.path, inbox / s.path.name)
-    footsort(env, "sort", str(inbox))
+    cli(env, "sort", str(inbox), "--threshold", str(threshold))
     corrections = 0
     truth = {s.path.name: CLASSES[s.label] for s in chosen}
     for folder in ("review", *CLASSES):
@@ -115,16 +121,13 @@ def main() -> None:
                 (inbox / true).mkdir(exist_ok=True)
                 p.rename(inbox / true / p.name)
                 corrections += 1
-    retrain = footsort(env, "retrain", str(inbox), *args.retrain_args.split())
+    retrain = cli(env, "retrain", str(inbox), *args.retrain_args.split())
     after = accuracy(env, scored)
 
     reference = args.reference
     if reference is None:
-        results = REPO / ".bench-out" / "default3_results.json"
-        try:
-            reference = json.loads(results.read_text())["variants"]["all"]["street_val"]
-        except (OSError, KeyError, ValueError):
-            reference = None
+        reference = built.get("variants", {}).get("all", {}).get("street_val")
+    print(f"model {meta.version} (T={float(meta.temperature):.3f}), threshold {threshold}")
     print(f"inbox: {len(chosen)} street photos sorted, {corrections} corrected by hand (limit {args.max_corrections}); "
           f"scored on the other half: {len(second)} photos")
     print("retrain said: " + " | ".join(line for line in retrain.stdout.splitlines() if line.strip()))
