@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -151,12 +152,23 @@ def test_parse_since() -> None:
 
 def test_watch_runs_until_sigterm(inbox: Path) -> None:
     os.utime(inbox / "broken.jpg", (1e9, 1e9))  # old: not a file still being written, so failed/ at once
-    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.start()
+    done = threading.Event()
+
+    def terminate_once_sorted() -> None:
+        # the first photo sorted means the daemon's signal handlers are in place (a fixed delay raced a slow start)
+        deadline = time.monotonic() + 120
+        while not done.is_set() and time.monotonic() < deadline and not (inbox / "tsinelas" / "red.jpg").exists():
+            time.sleep(0.05)
+        if not done.is_set():
+            time.sleep(1.0)  # let it finish the startup scan
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_once_sorted, daemon=True)
+    killer.start()
     try:
         result = cli("watch", "--settle", "0.1", inbox)
     finally:
-        timer.cancel()
+        done.set()
     assert result.exit_code == 0, result.output
     assert files(inbox) == {"tsinelas/red.jpg", "sapatos/blue.jpg", "review/muddy.jpg", "failed/broken.jpg", "notes.txt"}
     assert "SIGTERM" in result.output and "stopped; sorted 2 (sapatos 1, tsinelas 1); 1 to review; 1 failed" in result.output
