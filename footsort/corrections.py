@@ -227,7 +227,7 @@ def announce(corrections: Iterable[Correction], host: object, dry_run: bool = Fa
     for c in fresh:
         host.emit(events.CorrectionSeen(c.path, c.old_label, c.new_label))  # type: ignore[attr-defined]
     store.parent.mkdir(parents=True, exist_ok=True)
-    tmp = store.with_name(f".{store.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(sorted(seen | {_seen_key(c) for c in fresh})), encoding="utf-8")
-    os.replace(tmp, store)
+    from footsort import atomic
+
+    atomic.write_text(store, json.dumps(sorted(seen | {_seen_key(c) for c in fresh})))
     return fresh
