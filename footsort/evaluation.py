@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from footsort.datasets import LabelledSet
 from footsort.errors import UnreadableImage
-from footsort.metrics import (Scores, ThresholdRow, expected_calibration_error, lowest_threshold_for, reliability_bins,
-                              risk_coverage, score, threshold_table)
+from footsort.metrics import Scores, expected_calibration_error, lowest_threshold_for, score, threshold_table
 from footsort.prediction import ImageClassifier, Prediction
 
 
@@ -28,27 +27,15 @@ class Evaluation:
         """Per readable photo: the top-class confidence and whether the prediction was right."""
         return [pr.confidence for _, _, pr in self.predictions], [pr.label == t for _, t, pr in self.predictions]
 
-    def trade_off(self, thresholds: Sequence[float] = THRESHOLDS) -> list[ThresholdRow]:
-        """Per threshold: the share footsort would sort automatically and the accuracy of those."""
-        return threshold_table(*self.confidences(), thresholds)
-
-    def ece(self) -> float:
-        """Expected calibration error of the confidences (10 bins)."""
-        return expected_calibration_error(*self.confidences())
-
-    def lowest_threshold(self, target: float) -> float | None:
-        """The lowest threshold at which the sorted photos are right at least `target` of the time."""
-        return lowest_threshold_for(*self.confidences(), target)
-
     def confidence_json(self, target: float) -> dict[str, Any]:
         """The trade-off keys of `--json`: thresholds, ECE, the threshold reaching the target precision."""
-        low = self.lowest_threshold(target)
         conf, right = self.confidences()
+        low = lowest_threshold_for(conf, right, target)
         covered = [c for c in conf if low is not None and c >= low]
         return {
             "thresholds": [{"threshold": r.threshold, "sorted": r.sorted_share, "sorted_accuracy": r.sorted_accuracy,
-                            "n_sorted": r.n_sorted} for r in self.trade_off()],
-            "ece": self.ece(),
+                            "n_sorted": r.n_sorted} for r in threshold_table(conf, right, THRESHOLDS)],
+            "ece": expected_calibration_error(conf, right),
             "target_precision": target,
             "threshold_for_target": low,
             "sorted_at_target": len(covered) / len(conf) if conf else 0.0,

@@ -107,17 +107,7 @@ def lowest_threshold_for(confidences: Sequence[float], right: Sequence[bool], ta
 def expected_calibration_error(confidences: Sequence[float], right: Sequence[bool], bins: int = 10) -> float:
     """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins."""
     n = len(confidences)
-    if not n:
-        return 0.0
-    total = 0.0
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        idx = [i for i, c in enumerate(confidences) if lo < c <= hi or (b == 0 and c == 0)]
-        if idx:
-            conf = sum(confidences[i] for i in idx) / len(idx)
-            acc = sum(bool(right[i]) for i in idx) / len(idx)
-            total += len(idx) / n * abs(conf - acc)
-    return total
+    return sum(count / n * abs(conf - acc) for conf, acc, count in reliability_bins(confidences, right, bins)) if n else 0.0
 
 
 def reliability_bins(confidences: Sequence[float], right: Sequence[bool], bins: int = 10) -> list[tuple[float, float, int]]:
