@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 import time
@@ -36,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from footsort import checkpoint, __version__  # noqa: E402
 from footsort.datasets import LabelledSet  # noqa: E402
 from footsort.sources import SOURCES, split_sources  # noqa: E402
-from footsort.metrics import risk_coverage  # noqa: E402
+from footsort.metrics import risk_coverage, threshold_table  # noqa: E402
 from footsort.presets import Preprocess, eval_transform  # noqa: E402
 from footsort.synth import household_view  # noqa: E402
 from footsort.trainer import (Recipe, extract_features, eval_inputs, fit_temperature, head_logits,  # noqa: E402
@@ -102,11 +101,9 @@ def precision_table(probs: torch.Tensor, labels: torch.Tensor) -> dict:
     conf, pred = probs.max(1)
     right = (pred == labels).tolist()
     conf_l = conf.tolist()
-    table = {}
-    for th in THRESHOLDS:
-        sel = conf >= th
-        table[str(th)] = {"sorted": round(float(sel.float().mean()), 4),
-                          "accuracy": round(float((pred[sel] == labels[sel]).float().mean()), 4) if sel.any() else None}
+    table = {str(r.threshold): {"sorted": round(r.sorted_share, 4),
+                                "accuracy": None if r.sorted_accuracy is None else round(r.sorted_accuracy, 4)}
+             for r in threshold_table(conf_l, right, THRESHOLDS)}
     curve = risk_coverage(conf_l, right)
     out = {"accuracy": round(float((pred == labels).float().mean()), 4), "n": len(labels), "thresholds": table}
     for target in (0.95, 0.98):
@@ -260,11 +257,10 @@ def main() -> None:
         report["threshold"] = threshold
         report["unseen_sources"] = {n: precision_table(p, lb) for n, (p, lb) in per_source.items()}
         for n, (p, lb) in per_source.items():
-            conf, pred = p.max(1)
-            sel = conf >= threshold
+            (row,) = threshold_table(p.max(1)[0].tolist(), (p.argmax(1) == lb).tolist(), [threshold])
             report["unseen_sources"][n]["at_default"] = {
-                "sorted": round(float(sel.float().mean()), 4),
-                "accuracy": round(float((pred[sel] == lb[sel]).float().mean()), 4) if sel.any() else None}
+                "sorted": round(row.sorted_share, 4),
+                "accuracy": None if row.sorted_accuracy is None else round(row.sorted_accuracy, 4)}
         from footsort.metrics import expected_calibration_error
 
         report["unseen_ece"] = {n: round(expected_calibration_error(p.max(1)[0].tolist(), (p.argmax(1) == lb).tolist()), 4)
