@@ -365,8 +365,8 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
     temperature = float(meta.temperature)
     if x_val is not None:
         cand_logits, cur_logits = head_logits(candidate, x_val).cpu(), head_logits(model, x_val).cpu()
-        cand_acc, cur_acc = _accuracy(cand_logits, y_val), _accuracy(cur_logits, y_val)
         comparison = Comparison.of((cand_logits.argmax(1) == y_val).tolist(), (cur_logits.argmax(1) == y_val).tolist())
+        cand_acc, cur_acc = comparison.candidate, comparison.current
         cand_corr, cur_corr = _accuracy(cand_logits, y_val, is_corr), _accuracy(cur_logits, y_val, is_corr)
         errors = int((cand_logits.argmax(1) != y_val).sum())
         if n_val >= MIN_CALIBRATION and errors:  # with no mistakes the fit would only push T to its floor
