@@ -38,7 +38,7 @@ ENGINES = ("torch", "onnx")
 
 def prepared_model(given: str | None, work: Path) -> Path:
     """The model file to compare, with its ONNX export (a copy of the model in use when none is given)."""
-    from footsort import onnx_export, registry
+    from footsort.model import onnx_export, registry
 
     if given:
         model = Path(given)
@@ -65,7 +65,7 @@ def classify_once(model: Path, photo: Path, home: Path, tries: int = 3) -> float
 
 def agreement(model: Path) -> dict:
     """Both engines on every shared validation photo: labels, agreement, disagreements, accuracy."""
-    from footsort.engine import load_classifier
+    from footsort.model.engine import load_classifier
     from footsort.errors import UnreadableImage
 
     photos = sorted(STREET.glob("*/*"))

@@ -27,18 +27,19 @@ import json, resource, sys, time
 from collections import Counter
 from pathlib import Path
 
-from footsort import config, pipeline as pl
-from footsort.decide import Policy
-from footsort.pipeline import Item, Pipeline, layout_for, load_classifier
-from footsort.sorter import Sorter
+from footsort.system import config
+from footsort.sorting import pipeline as pl
+from footsort.sorting.decide import Policy
+from footsort.sorting.pipeline import Item, Pipeline, layout_for, load_classifier
+from footsort.sorting.sorter import Sorter
 
 folder, workers, gate, fake = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "gate", sys.argv[4] == "fake"
 if not gate:
     pl.HUGE_DECODE = 10 ** 12  # every decode may run at once, as before the gate
 cfg = config.load()
 if fake:
-    from footsort.prediction import Prediction
-    from footsort.presets import fit_image
+    from footsort.model.prediction import Prediction
+    from footsort.model.presets import fit_image
 
     class Fake:
         classes, version, input_size = ("sapatos", "tsinelas"), "fake", 224

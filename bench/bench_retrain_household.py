@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from footsort.datasets import scan, stratified_split  # noqa: E402
+from footsort.learning.datasets import scan, stratified_split  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLASSES = ("sapatos", "tsinelas")
@@ -73,7 +73,7 @@ def main() -> None:
 
     # the model without street becomes the model in use, as a stored version
     os.environ.update({"FOOTSORT_HOME": env["FOOTSORT_HOME"]})
-    from footsort import checkpoint, registry
+    from footsort.model import checkpoint, registry
 
     model, meta = checkpoint.load(args.model)
     results = REPO / ".bench-out" / "default3_results.json"
@@ -94,7 +94,7 @@ def main() -> None:
     # which photos of the first half would need a hand correction (wrong, or sent to review)?
     out = cli(env, "classify", "--json", *[str(s.path) for s in first.samples]).stdout
     rows = {r["path"]: r for r in map(json.loads, out.splitlines()) if "label" in r}
-    from footsort.config import load as load_config
+    from footsort.system.config import load as load_config
 
     threshold = float(built.get("threshold", load_config().sort.threshold))
     order = list(first.samples)

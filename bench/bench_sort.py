@@ -37,7 +37,7 @@ t0 = time.perf_counter()
 import torch
 from PIL import Image
 from torchvision import transforms
-from footsort.checkpoint import load
+from footsort.model.checkpoint import load
 model, meta = load(sys.argv[1])
 model.eval()
 classes = list(meta.classes)
@@ -132,7 +132,7 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     if args.model is None:
-        from footsort import registry
+        from footsort.model import registry
 
         args.model = str(registry.in_use_path())
     work = args.out

@@ -23,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from footsort.datasets import scan, stratified_split  # noqa: E402
-from footsort.trainer import Recipe, extract_features, eval_inputs, head_logits, make_model, train  # noqa: E402
+from footsort.learning.datasets import scan, stratified_split  # noqa: E402
+from footsort.learning.trainer import Recipe, extract_features, eval_inputs, head_logits, make_model, train  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 

@@ -56,8 +56,8 @@ def draw_footwear(rng: random.Random, kind: str, size: tuple[int, int] = (1024, 
 def make_library(root: Path, n: int, history: int, sorted_too: int = 0) -> Path:
     """An inbox whose review/ holds n photos moved there by the sorter (journaled with predictions),
     and `sorted_too` more sorted into the class folders."""
-    from footsort.journal import Details, Journal
-    from footsort.sorter import Move, Sorter, file_hash
+    from footsort.sorting.journal import Details, Journal
+    from footsort.sorting.sorter import Move, Sorter, file_hash
 
     inbox = root / "inbox"
     inbox.mkdir(parents=True)

@@ -32,13 +32,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from footsort import checkpoint, __version__  # noqa: E402
-from footsort.datasets import LabelledSet  # noqa: E402
-from footsort.sources import SOURCES, split_sources  # noqa: E402
-from footsort.metrics import risk_coverage, threshold_table  # noqa: E402
-from footsort.presets import Preprocess, eval_transform  # noqa: E402
-from footsort.synth import household_view  # noqa: E402
-from footsort.trainer import (Recipe, extract_features, eval_inputs, fit_temperature, head_logits,  # noqa: E402
+from footsort.model import checkpoint
+from footsort import __version__  # noqa: E402
+from footsort.learning.datasets import LabelledSet  # noqa: E402
+from footsort.learning.sources import SOURCES, split_sources  # noqa: E402
+from footsort.learning.metrics import risk_coverage, threshold_table  # noqa: E402
+from footsort.model.presets import Preprocess, eval_transform  # noqa: E402
+from footsort.learning.synth import household_view  # noqa: E402
+from footsort.learning.trainer import (Recipe, extract_features, eval_inputs, fit_temperature, head_logits,  # noqa: E402
                               make_model, recipe_dict, tail_start, train_on_features, train_views)
 
 SHARED = REPO.parent / "shared"
@@ -49,7 +50,7 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 def household_eval_inputs(data: LabelledSet, size: int, seed: int = 123):
     """Fixed synthetic household scenes of held-out images (a harder in-source check)."""
     tf = eval_transform(Preprocess(size=size, fit="squash"))
-    from footsort.imaging import load_rgb
+    from footsort.model.imaging import load_rgb
 
     return [lambda p=s.path, i=i: tf(household_view(load_rgb(p), random.Random(seed * 100003 + i), size))
             for i, s in enumerate(data.samples)]
@@ -61,7 +62,7 @@ def flipped_inputs(data: LabelledSet, spec: Preprocess):
 
 
 def prepare_sets(args) -> dict[str, dict[str, LabelledSet]]:
-    """Per source: train and validation sets (footsort.sources: near-duplicates never straddle a split)."""
+    """Per source: train and validation sets (footsort.learning.sources: near-duplicates never straddle a split)."""
     t0 = time.perf_counter()
     splits = split_sources(SHARED / "data", CLASSES)
     print(f"near-duplicates (256-bit dhash, <= 12 bits apart): {splits.near_pairs_within} pairs within sources, "
@@ -261,7 +262,7 @@ def main() -> None:
             report["unseen_sources"][n]["at_default"] = {
                 "sorted": round(row.sorted_share, 4),
                 "accuracy": None if row.sorted_accuracy is None else round(row.sorted_accuracy, 4)}
-        from footsort.metrics import expected_calibration_error
+        from footsort.learning.metrics import expected_calibration_error
 
         report["unseen_ece"] = {n: round(expected_calibration_error(p.max(1)[0].tolist(), (p.argmax(1) == lb).tolist()), 4)
                                 for n, (p, lb) in per_source.items()}

@@ -29,8 +29,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=64, help="at most this many photos (spread over the folder)")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from footsort import onnx_export, registry
-    from footsort.imaging import is_image_name
+    from footsort.model import onnx_export, registry
+    from footsort.model.imaging import is_image_name
 
     model = args.model or registry.shipped_model_path()
     if not onnx_export.can_export():

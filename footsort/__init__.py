@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Iterable
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from footsort.classifier import Classifier
-    from footsort.prediction import Prediction
+    from footsort.model.classifier import Classifier
+    from footsort.model.prediction import Prediction
 
 __all__ = ["classify", "load_model", "__version__"]
 
@@ -24,7 +24,7 @@ def load_model(path: str | Path | None = None, device: str = "auto", engine: str
 
     engine: auto (ONNX Runtime when installed and the model has an export, else torch), onnx or torch.
     """
-    from footsort.engine import load_classifier
+    from footsort.model.engine import load_classifier
 
     return load_classifier(path, engine=engine, device=device)
 

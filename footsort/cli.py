@@ -22,7 +22,7 @@ class FootsortGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FootsortError as exc:
-            from footsort.safe_text import shown
+            from footsort.system.safe_text import shown
 
             click.echo(f"error: {shown(exc)}", err=True)  # one line, whatever file name or URL it quotes
             ctx.exit(exc.exit_code)
@@ -45,7 +45,7 @@ def main(ctx: click.Context, verbose: bool, quiet: bool, log_json: bool) -> None
       footsort classify photo.jpg
       footsort watch ~/Pictures/inbox
     """
-    from footsort import config, logs
+    from footsort.system import config, logs
 
     ctx.ensure_object(dict)
     try:
@@ -60,7 +60,7 @@ def _log_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     """-v/-q given after the subcommand (`footsort sort -v DIR`): the same as before it."""
     if not value or ctx.resilient_parsing:
         return
-    from footsort import logs
+    from footsort.system import logs
 
     root = ctx.find_root()
     root.ensure_object(dict)

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from footsort.events import FileFailed, FileReviewed
-from footsort.plugins import PluginAPI
+from footsort.plugins.events import FileFailed, FileReviewed
+from footsort.plugins.host import PluginAPI
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def tiny_model(num_classes: int = 2):
     """A FootwearNet with a quarter-width random backbone and narrow lite blocks."""
     import torch
 
-    from footsort.model import Architecture, FootwearNet
+    from footsort.model.hybrid import Architecture, FootwearNet
 
     torch.manual_seed(0)
     return FootwearNet(Architecture(num_classes=num_classes, preset="lite", width=16, hidden=32, backbone_width=TINY_WIDTH))
@@ -49,8 +49,8 @@ def tiny_model(num_classes: int = 2):
 
 def tiny_meta(model, classes=("sapatos", "tsinelas"), size: int = 64):
     """Metadata for a tiny model file."""
-    from footsort.checkpoint import ModelVersion, new_version_id, now_iso
-    from footsort.presets import Preprocess
+    from footsort.model.checkpoint import ModelVersion, new_version_id, now_iso
+    from footsort.model.presets import Preprocess
 
     return ModelVersion(version=new_version_id(), classes=tuple(classes), arch=dict(model.arch.__dict__),
                         preprocess=Preprocess(size=size).to_dict(), created=now_iso())

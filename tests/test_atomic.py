@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from footsort import atomic
+from footsort.system import atomic
 
 
 def test_new_file_follows_the_umask_and_creates_folders(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_a_killed_writer_leaves_a_temp_that_a_later_write_removes_once_stale(tmp
     import subprocess
     import sys
 
-    code = ("import os, sys; from pathlib import Path; from footsort import atomic; "
+    code = ("import os, sys; from pathlib import Path; from footsort.system import atomic; "
             "atomic.write_with(Path(sys.argv[1]), lambda tmp: os._exit(9))")
     assert subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.safetensors")]).returncode == 9
     (left,) = tmp_path.iterdir()
@@ -87,10 +87,11 @@ def test_a_model_save_killed_half_way_is_cleaned_by_models_list(tmp_path: Path) 
     import subprocess
     import sys
 
-    from footsort import paths, registry
+    from footsort.system import paths
+    from footsort.model import registry
 
     code = ("import os, safetensors.torch; safetensors.torch.save_file = lambda *a, **k: os._exit(9)\n"
-            "from tests.helpers_model import tiny_meta, tiny_model\nfrom footsort import registry\n"
+            "from tests.helpers_model import tiny_meta, tiny_model\nfrom footsort.model import registry\n"
             "m = tiny_model(); registry.add_version(m, tiny_meta(m))\n")
     root = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, env=dict(os.environ)).returncode == 9
@@ -104,8 +105,10 @@ def test_every_state_file_goes_through_the_one_helper(tmp_path: Path, monkeypatc
     """checkpoint, registry, feature cache and hash memo: a failed replace leaves no temp file anywhere."""
     import torch
 
-    from footsort import checkpoint, hashes, paths, registry
-    from footsort.feature_cache import FeatureCache, FeatureKey
+    from footsort.model import checkpoint, registry
+    from footsort.sorting import hashes
+    from footsort.system import paths
+    from footsort.learning.feature_cache import FeatureCache, FeatureKey
     from tests.helpers_model import tiny_meta, tiny_model
 
     model = tiny_model()

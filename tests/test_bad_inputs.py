@@ -17,12 +17,12 @@ from loguru import logger
 from PIL import Image
 
 from fakes import RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
-from footsort import pipeline as pl
+from footsort.sorting import pipeline as pl
 from footsort.cli import main
-from footsort.decide import Policy
-from footsort.journal import Journal
-from footsort.pipeline import Item, Layout, Pipeline
-from footsort.sorter import Sorter
+from footsort.sorting.decide import Policy
+from footsort.sorting.journal import Journal
+from footsort.sorting.pipeline import Item, Layout, Pipeline
+from footsort.sorting.sorter import Sorter
 
 LONG = "x" * 246 + ".jpg"  # 250 characters
 GOOD_NAMES = ["with space.jpg", "sandália ünïcødé 👟.jpg", "new\nline.jpg", LONG]
@@ -175,8 +175,8 @@ def test_a_file_deleted_before_it_is_processed(tmp_path: Path) -> None:
 
 def test_a_slow_writer_with_a_stall_is_waited_for_by_the_daemon(tmp_path: Path) -> None:
     """About 10 s of writing, in 0.5 s steps, with one 2 s stall longer than the settle time."""
-    from footsort import daemon
-    from footsort.config import load as load_config
+    from footsort.sorting import daemon
+    from footsort.system.config import load as load_config
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()

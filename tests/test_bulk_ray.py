@@ -36,7 +36,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from helpers_model import tiny_meta, tiny_model
 
-    from footsort.checkpoint import save
+    from footsort.model.checkpoint import save
 
     model = tiny_model()
     return save(model, tiny_meta(model), tmp_path_factory.mktemp("model") / "tiny.safetensors")

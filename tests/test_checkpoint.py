@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from footsort import checkpoint
+from footsort.model import checkpoint
 from footsort.errors import ModelFileError
 from tests.helpers_model import tiny_meta, tiny_model
 

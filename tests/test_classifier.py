@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from footsort.classifier import Classifier
+from footsort.model.classifier import Classifier
 from tests.helpers_model import tiny_meta, tiny_model
 
 IMAGES = [Image.new("RGB", (80, 60), c) for c in ((200, 30, 30), (20, 40, 220), (250, 250, 250))]
@@ -43,7 +43,7 @@ def test_a_process_that_exits_while_fusing_exits_cleanly() -> None:
     from tests.conftest import REPO
 
     code = ("from tests.helpers_model import tiny_meta, tiny_model\n"
-            "from footsort.classifier import Classifier\n"
+            "from footsort.model.classifier import Classifier\n"
             "m = tiny_model(); Classifier(m, tiny_meta(m), device='cpu', fuse='background')\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "terminate" not in done.stderr, done.stderr

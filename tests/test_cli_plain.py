@@ -14,9 +14,9 @@ from loguru import logger
 
 from fakes import BLUE, RED, write_image
 from footsort.cli import main
-from footsort.corrections import HUMAN
-from footsort.journal import Details, Journal
-from footsort.service import RunResult
+from footsort.learning.corrections import HUMAN
+from footsort.sorting.journal import Details, Journal
+from footsort.system.service import RunResult
 
 TESTS = Path(__file__).resolve().parent
 
@@ -59,7 +59,7 @@ def test_verbose_and_quiet_work_after_the_subcommand(tmp_path: Path) -> None:
 
 
 def test_summaries_use_plain_words() -> None:
-    from footsort.pipeline import summary
+    from footsort.sorting.pipeline import summary
 
     assert summary(Counter(sort=3, duplicate=1), Counter(sapatos=1, tsinelas=2)) == \
         "sorted 3 (sapatos 1, tsinelas 2); 1 duplicate left in place"

@@ -8,8 +8,8 @@ from typing import Literal
 
 import pytest
 
-from footsort import config, configfile, paths
-from footsort.config import Config, ConfigError
+from footsort.system import config, configfile, paths
+from footsort.system.config import Config, ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

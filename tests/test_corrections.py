@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, write_image
-from footsort import corrections as cr
-from footsort.corrections import Correction, Decision, LabelledExample
-from footsort.decide import Policy
-from footsort.journal import Journal
-from footsort.pipeline import Item, Layout, Pipeline
-from footsort.sorter import Sorter, undo
+from footsort.learning import corrections as cr
+from footsort.learning.corrections import Correction, Decision, LabelledExample
+from footsort.sorting.decide import Policy
+from footsort.sorting.journal import Journal
+from footsort.sorting.pipeline import Item, Layout, Pipeline
+from footsort.sorting.sorter import Sorter, undo
 
 CLASSES = ColourClassifier.classes
 P = Path("/lib/sapatos/a.jpg")

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from fakes import BLUE, RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
-from footsort import sorter
-from footsort.decide import Policy
-from footsort.journal import Journal
-from footsort.pipeline import Item, Layout, Pipeline
-from footsort.watcher import ignore_reason
+from footsort.sorting import sorter
+from footsort.sorting.decide import Policy
+from footsort.sorting.journal import Journal
+from footsort.sorting.pipeline import Item, Layout, Pipeline
+from footsort.sorting.watcher import ignore_reason
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ColourClassifier.classes

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Callable
 
 from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
-from footsort import daemon
-from footsort.config import load as load_config
-from footsort.journal import Journal
-from footsort.sorter import Sorter, undo
+from footsort.sorting import daemon
+from footsort.system.config import load as load_config
+from footsort.sorting.journal import Journal
+from footsort.sorting.sorter import Sorter, undo
 
 
 class Running:
@@ -130,7 +130,7 @@ def test_stop_on_signals_sets_the_stop_event() -> None:
 
 
 def test_layout_of_picks_the_deepest_inbox(tmp_path: Path) -> None:
-    from footsort.pipeline import Layout
+    from footsort.sorting.pipeline import Layout
 
     outer, inner = Layout(tmp_path, ()), Layout(tmp_path / "x", ())
     layouts = {tmp_path: outer, tmp_path / "x": inner}

@@ -13,11 +13,11 @@ import pytest
 from loguru import logger
 
 from fakes import RED, ColourClassifier, RecordingHost, jpeg_bytes
-from footsort import daemon, sorter
-from footsort.config import load as load_config
+from footsort.sorting import daemon, sorter
+from footsort.system.config import load as load_config
 from footsort.errors import FootsortError
-from footsort.journal import Journal
-from footsort.sorter import Sorter, undo
+from footsort.sorting.journal import Journal
+from footsort.sorting.sorter import Sorter, undo
 from test_daemon import Running, listing
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from footsort.datasets import scan, stratified_split
+from footsort.learning.datasets import scan, stratified_split
 from footsort.errors import DataError
 from tests.helpers_model import make_image_folder
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from footsort.datasets import LabelledSet, Sample, split_by_group
-from footsort.dedupe import dhash, groups, near_pairs
+from footsort.learning.datasets import LabelledSet, Sample, split_by_group
+from footsort.learning.dedupe import dhash, groups, near_pairs
 
 
 def photo(path: Path, seed: int, size: tuple[int, int] = (160, 120), quality: int = 90) -> Path:

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 import footsort
-from footsort import checkpoint, registry
+from footsort.model import checkpoint, registry
 from footsort.cli import main
-from footsort.datasets import scan, stratified_split
+from footsort.learning.datasets import scan, stratified_split
 from tests.conftest import DEV_DATA, STREET_DATA
 
 SHARED_DATA = DEV_DATA.parent
@@ -44,7 +44,7 @@ def test_the_default_model_ships_in_the_package_and_is_what_commands_use() -> No
 
 @pytest.mark.real
 def test_the_default_threshold_is_the_one_the_build_chose() -> None:
-    from footsort.config import SortSection
+    from footsort.system.config import SortSection
 
     meta = checkpoint.read_metadata(registry.shipped_model_path())
     assert SortSection().threshold == pytest.approx(meta.metrics["threshold"], abs=0.005)
@@ -52,8 +52,8 @@ def test_the_default_threshold_is_the_one_the_build_chose() -> None:
 
 @pytest.mark.real
 def test_it_classifies_held_out_web_photos() -> None:
-    """footwear-web is split by near-duplicate group (footsort.sources), exactly as the build split it."""
-    from footsort.sources import split_sources
+    """footwear-web is split by near-duplicate group (footsort.learning.sources), exactly as the build split it."""
+    from footsort.learning.sources import split_sources
 
     val = split_sources(SHARED_DATA, CLASSES).sources["web"].val
     photos = [(s.path, CLASSES[s.label]) for label in (0, 1) for s in [x for x in val.samples if x.label == label][:12]]

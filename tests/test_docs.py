@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from loguru import logger
 
-from footsort import config
+from footsort.system import config
 from footsort.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from footsort import doctor, paths
-from footsort.config import Config, ModelSection, PluginsSection, SortSection, WatchSection
-from footsort.doctor import Check, Machine
-from footsort.service import RunResult
+from footsort.system import doctor, paths
+from footsort.system.config import Config, ModelSection, PluginsSection, SortSection, WatchSection
+from footsort.system.doctor import Check, Machine
+from footsort.system.service import RunResult
 
 
 def inotify(tmp_path: Path, watches: int, instances: int = 128) -> Path:
@@ -64,7 +64,7 @@ def test_config_problem_is_a_failed_check_with_a_fix(monkeypatch: pytest.MonkeyP
 
 
 def test_model_check_reports_version_and_accuracy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from footsort import checkpoint
+    from footsort.model import checkpoint
 
     missing = replace(Config(), model=ModelSection(path=str(tmp_path / "none.safetensors")))
     (c,) = doctor.check_model(Machine(missing))

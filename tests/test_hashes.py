@@ -7,8 +7,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from footsort.hashes import ContentHashes
-from footsort.sorter import file_hash
+from footsort.sorting.hashes import ContentHashes
+from footsort.sorting.sorter import file_hash
 
 
 def test_a_damaged_memo_is_said_and_rewritten(tmp_path: Path) -> None:

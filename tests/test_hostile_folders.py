@@ -9,10 +9,10 @@ import pytest
 from loguru import logger
 
 from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, write_image
-from footsort.decide import Policy
-from footsort.journal import Journal
-from footsort.pipeline import Item, Layout, Pipeline
-from footsort.sorter import Sorter
+from footsort.sorting.decide import Policy
+from footsort.sorting.journal import Journal
+from footsort.sorting.pipeline import Item, Layout, Pipeline
+from footsort.sorting.sorter import Sorter
 
 
 @pytest.mark.parametrize("linked", ["tsinelas", "review", "failed"])

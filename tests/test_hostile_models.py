@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from loguru import logger
 
 from fakes import RED, write_image
-from footsort import checkpoint, registry
+from footsort.model import checkpoint, registry
 from footsort.errors import ModelFileError
 from tests.helpers_model import tiny_meta, tiny_model
 
@@ -132,7 +132,7 @@ def test_shapes_are_checked_from_the_header_before_any_weight_is_read(tmp_path: 
 
 
 def test_a_stored_hostile_version_cannot_be_put_in_use(tmp_path: Path) -> None:
-    from footsort import paths
+    from footsort.system import paths
 
     write_model(paths.models_dir() / "20260101-000000-abcdef.safetensors", ["../escape", "sapatos"],
                 version="20260101-000000-abcdef")

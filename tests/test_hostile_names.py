@@ -22,12 +22,13 @@ from click.testing import CliRunner
 from loguru import logger
 
 from fakes import BLUE, RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
-from footsort import corrections, doctor, logs, paths, safe_text, service
+from footsort.learning import corrections
+from footsort.system import doctor, logs, paths, safe_text, service
 from footsort.cli import main
-from footsort.config import Config, LogSection
+from footsort.system.config import Config, LogSection
 from footsort.errors import FootsortError
-from footsort.journal import Details, Journal, JournalDamaged
-from footsort.naming import candidates
+from footsort.sorting.journal import Details, Journal, JournalDamaged
+from footsort.sorting.naming import candidates
 
 BAD = b"bad\xff\xfename.jpg"  # not UTF-8: a name from an old camera or another system
 FORGED = "IMG_1.jpg\n2026-01-01 00:00:00.000 ERROR   footsort.pipeline:1 forged\n<0>emergency.jpg"
@@ -85,8 +86,8 @@ def test_a_name_that_is_not_utf8_is_sorted_journalled_logged_and_undone(tmp_path
 
 
 def test_the_daemon_sorts_a_name_that_is_not_utf8(tmp_path: Path) -> None:
-    from footsort import daemon
-    from footsort.config import load as load_config
+    from footsort.sorting import daemon
+    from footsort.system.config import load as load_config
 
     box = tmp_path / "inbox"
     box.mkdir()
@@ -125,8 +126,8 @@ def test_journal_round_trips_undecodable_names_and_keeps_text_rows_text(tmp_path
 def test_the_export_plugin_writes_undecodable_names_losslessly(tmp_path: Path) -> None:
     import json
 
-    from footsort.events import FileSorted
-    from plugins.export import append
+    from footsort.plugins.events import FileSorted
+    from footsort.plugins.bundled.export import append
 
     odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/" + BAD))
     event = FileSorted(source=odd, destination=odd, label="tsinelas", confidence=0.9, model_version="m")
@@ -296,7 +297,7 @@ class _Hook:
 
 
 def test_webhook_sends_url_credentials_as_basic_auth() -> None:
-    from plugins.webhook import post_json
+    from footsort.plugins.bundled.webhook import post_json
 
     hook = _Hook()
     try:

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from footsort.errors import UnreadableImage
-from footsort.imaging import load_rgb
+from footsort.model.imaging import load_rgb
 
 
 def test_jpeg_draft_decodes_at_reduced_scale(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_eval_transform_matches_torchvision_to_tensor_and_normalize() -> None:
     import torch
     from torchvision import transforms as T
 
-    from footsort.presets import Preprocess, eval_transform, fit_image
+    from footsort.model.presets import Preprocess, eval_transform, fit_image
 
     img = Image.effect_mandelbrot((90, 60), (-2, -1, 1, 1), 60).convert("RGB")
     spec = Preprocess(size=48, fit="pad")
@@ -78,7 +78,7 @@ def test_a_heic_photo_named_jpg_decodes_in_a_fresh_process(tmp_path: Path) -> No
     pillow_heif.register_heif_opener()
     p = tmp_path / "IMG_0001.jpg"
     Image.new("RGB", (64, 48), (0, 0, 255)).save(p, "HEIF")
-    code = "import sys; from footsort.imaging import load_rgb; print(load_rgb(sys.argv[1]).size)"
+    code = "import sys; from footsort.model.imaging import load_rgb; print(load_rgb(sys.argv[1]).size)"
     run = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr.strip().splitlines()[-1:]
     assert run.stdout.strip() == "(64, 48)"

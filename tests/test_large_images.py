@@ -11,13 +11,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fakes import RED, ColourClassifier, RecordingHost, write_image
-from footsort import config, pipeline as pl
+from footsort.system import config
+from footsort.sorting import pipeline as pl
 from footsort.cli import main
-from footsort.decide import Policy
+from footsort.sorting.decide import Policy
 from footsort.errors import ConfigError
-from footsort.imaging import load_rgb
-from footsort.pipeline import Item, Layout, Pipeline
-from footsort.sorter import Sorter
+from footsort.model.imaging import load_rgb
+from footsort.sorting.pipeline import Item, Layout, Pipeline
+from footsort.sorting.sorter import Sorter
 
 CLASSES = ColourClassifier.classes
 

@@ -10,11 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from fakes import BLUE, MUDDY, RED, write_image
-from footsort import corrections, registry
+from footsort.learning import corrections
+from footsort.model import registry
 from footsort.cli import main
 from footsort.commands.learn_cmds import COMMANDS
-from footsort.journal import Journal
-from footsort.pipeline import TEST_CLASSIFIER_ENV
+from footsort.sorting.journal import Journal
+from footsort.sorting.pipeline import TEST_CLASSIFIER_ENV
 from tests.helpers_learn import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model
 
@@ -56,7 +57,7 @@ def test_help_and_listing_need_no_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, footsort.cli, footsort.corrections, footsort.hashes, footsort.reloading; "
+    code = ("import sys, footsort.cli, footsort.learning.corrections, footsort.sorting.hashes, footsort.sorting.reloading; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
@@ -157,7 +158,7 @@ def weak_model(weights: Path) -> str:
     """A small real-backbone model whose head says `sapatos` for (almost) everything; stored and in use."""
     import torch
 
-    from footsort.model import Architecture, FootwearNet, load_backbone_weights
+    from footsort.model.hybrid import Architecture, FootwearNet, load_backbone_weights
 
     torch.manual_seed(0)
     model = FootwearNet(Architecture(preset="lite", width=16, hidden=32))
@@ -194,9 +195,9 @@ def fix_by_hand(inbox: Path) -> int:
 
 @pytest.mark.real
 def test_end_to_end_weak_model_sort_fix_retrain_switch_rollback(tmp_path: Path, shared_weights: Path) -> None:
-    from footsort.classifier import Classifier
-    from footsort.config import load as load_config
-    from footsort.reloading import follow_in_use
+    from footsort.model.classifier import Classifier
+    from footsort.system.config import load as load_config
+    from footsort.sorting.reloading import follow_in_use
 
     weak = weak_model(shared_weights)
     pool = make_image_folder(tmp_path / "pool", per_class=36, seed=1)  # enough held out for the promotion gate
@@ -243,7 +244,7 @@ def test_end_to_end_weak_model_sort_fix_retrain_switch_rollback(tmp_path: Path, 
 
 
 def test_models_list_shows_each_accuracy_with_its_sample_size() -> None:
-    from footsort.evaluation import held_out_text
+    from footsort.learning.evaluation import held_out_text
 
     assert held_out_text({"val_accuracy": 1.0, "validation_n": 6}) == "1.0000 (n=6)"
     assert held_out_text({"val_accuracy": 0.97, "n_val": 1453}) == "0.9700 (n=1453)"

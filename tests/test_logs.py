@@ -11,8 +11,8 @@ from typing import Iterator
 import pytest
 from loguru import logger
 
-from footsort import logs, paths
-from footsort.config import LogSection
+from footsort.system import logs, paths
+from footsort.system.config import LogSection
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from footsort.metrics import (expected_calibration_error, lowest_threshold_for, reliability_bins, risk_coverage,
+from footsort.learning.metrics import (expected_calibration_error, lowest_threshold_for, reliability_bins, risk_coverage,
                               score, threshold_table)
 
 

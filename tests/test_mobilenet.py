@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.models import mobilenet_v2
 
-from footsort.mobilenet import mobilenet_v2_features
+from footsort.model.mobilenet import mobilenet_v2_features
 
 
 @pytest.mark.parametrize("width", [1.0, 0.25])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from footsort.model import Architecture, FootwearNet, ResidualBlock
+from footsort.model.hybrid import Architecture, FootwearNet, ResidualBlock
 from tests.helpers_model import tiny_model
 
 

@@ -108,7 +108,7 @@ def test_missing_backbone_weights_offline_is_one_line(tmp_path: Path) -> None:
 
 
 def test_train_use_makes_it_the_model_in_use(trained: dict) -> None:
-    from footsort import registry
+    from footsort.model import registry
 
     result = CliRunner().invoke(main, ["train", str(trained["data"]), "--backbone-weights", str(trained["weights"]), *TINY,
                                        "--preset", "lite", "--width", "16", "--epochs", "1", "--batch-size", "8", "--use"])
@@ -124,7 +124,7 @@ def test_paper_defaults_run_end_to_end(trained: dict, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["train", str(data), "--backbone-weights", str(trained["weights"]), *TINY,
                                        "--epochs", "1", "--output", str(tmp_path / "p.safetensors")])
     assert result.exit_code == 0, result.output
-    from footsort.checkpoint import read_metadata
+    from footsort.model.checkpoint import read_metadata
 
     meta = read_metadata(tmp_path / "p.safetensors")
     assert meta.arch["preset"] == "paper" and meta.recipe["batch_size"] == 1 and meta.recipe["lr"] == 1e-4
@@ -138,7 +138,7 @@ def test_help_has_an_example(cmd: str) -> None:
 
 def test_the_shipped_recipe_flags_run_end_to_end(tmp_path: Path) -> None:
     """Cached features before the last 2 backbone stages, mild views + household scenes, cosine schedule."""
-    from footsort import checkpoint
+    from footsort.model import checkpoint
 
     data = make_image_folder(tmp_path / "data", per_class=6)
     weights = tiny_backbone_file(tmp_path / "tiny_backbone.pth")

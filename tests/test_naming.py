@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from footsort.naming import NAME_MAX, candidates, free_name, split_name
+from footsort.sorting.naming import NAME_MAX, candidates, free_name, split_name
 
 
 def first(name: str, n: int = 3) -> list[str]:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from footsort import engine, onnx_export  # noqa: E402
+from footsort.model import engine, onnx_export  # noqa: E402
 from footsort.errors import FootsortError  # noqa: E402
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model  # noqa: E402
 
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _save_tiny(path: Path, seed: int = 0, **meta_changes):
     import torch
 
-    from footsort import checkpoint
+    from footsort.model import checkpoint
 
     model = tiny_model()
     if seed:
@@ -55,8 +55,8 @@ def test_export_is_written_beside_the_model_and_matches_torch(exported: dict) ->
 
 
 def test_both_engines_give_the_same_predictions(exported: dict) -> None:
-    from footsort.classifier import Classifier
-    from footsort.onnx_engine import OnnxClassifier
+    from footsort.model.classifier import Classifier
+    from footsort.model.onnx_engine import OnnxClassifier
 
     fast = OnnxClassifier.load(exported["path"])
     slow = Classifier.load(exported["path"], device="cpu", fuse="never")
@@ -80,7 +80,7 @@ def test_a_mismatching_export_is_refused_and_nothing_is_written(exported: dict, 
 
 
 def test_an_export_of_a_replaced_model_file_is_never_used(tmp_path: Path) -> None:
-    from footsort.onnx_engine import NoExport, OnnxClassifier
+    from footsort.model.onnx_engine import NoExport, OnnxClassifier
 
     path, _ = _save_tiny(tmp_path / "m.safetensors")
     onnx_export.export(path)
@@ -92,7 +92,7 @@ def test_an_export_of_a_replaced_model_file_is_never_used(tmp_path: Path) -> Non
 
 
 def test_engine_onnx_by_name_makes_a_missing_export_once_into_the_cache(tmp_path: Path) -> None:
-    from footsort import paths
+    from footsort.system import paths
 
     path, _ = _save_tiny(tmp_path / "m.safetensors")
     clf = engine.load_classifier(path, engine="onnx")
@@ -131,7 +131,7 @@ def test_auto_keeps_torch_on_an_nvidia_gpu_and_for_an_explicit_gpu_device(monkey
 
 
 def test_the_engine_config_key_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
-    from footsort import config
+    from footsort.system import config
     from footsort.errors import ConfigError
 
     assert config.load().model.engine == "auto"
@@ -143,9 +143,9 @@ def test_the_engine_config_key_is_validated(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_classify_and_doctor_name_the_engine(exported: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    from footsort import doctor
+    from footsort.system import doctor
     from footsort.cli import main
-    from footsort.config import Config, ModelSection
+    from footsort.system.config import Config, ModelSection
 
     photo = str(exported["photos"][0])
     runs = {e: CliRunner().invoke(main, ["classify", "--json", "--engine", e, "--model", str(exported["path"]), photo])
@@ -162,9 +162,10 @@ def test_classify_and_doctor_name_the_engine(exported: dict, monkeypatch: pytest
 
 def test_hot_reload_switches_between_onnx_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """train/retrain store versions through registry.add_version, which exports them; the daemon follows."""
-    from footsort import config, registry
-    from footsort.pipeline import load_classifier
-    from footsort.reloading import follow_in_use
+    from footsort.system import config
+    from footsort.model import registry
+    from footsort.sorting.pipeline import load_classifier
+    from footsort.sorting.reloading import follow_in_use
 
     metas = []
     for _ in range(2):
@@ -224,9 +225,9 @@ def test_sort_and_classify_run_with_torch_unimportable(exported: dict, tmp_path:
 @pytest.mark.real
 def test_the_shipped_export_gives_the_shipped_models_labels() -> None:
     """Once bench/export_default_onnx.py has written footsort/data/default.onnx for the current default."""
-    from footsort import registry
-    from footsort.classifier import Classifier
-    from footsort.onnx_engine import OnnxClassifier
+    from footsort.model import registry
+    from footsort.model.classifier import Classifier
+    from footsort.model.onnx_engine import OnnxClassifier
     from tests.conftest import STREET_DATA
 
     shipped = registry.shipped_model_path()

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, write_image
-from footsort import events, pipeline as pl
-from footsort.config import load as load_config
-from footsort.decide import Policy
-from footsort.journal import Journal
-from footsort.pipeline import Item, Layout, Pipeline, as_provider, layout_for
-from footsort.sorter import Sorter
+from footsort.plugins import events
+from footsort.sorting import pipeline as pl
+from footsort.system.config import load as load_config
+from footsort.sorting.decide import Policy
+from footsort.sorting.journal import Journal
+from footsort.sorting.pipeline import Item, Layout, Pipeline, as_provider, layout_for
+from footsort.sorting.sorter import Sorter
 
 CLASSES = ColourClassifier.classes
 
@@ -170,7 +171,7 @@ def test_vanished_files_are_reported_not_failed(tmp_path: Path, journal: Journal
 
 
 def test_undo_is_honoured_only_when_asked(tmp_path: Path, journal: Journal) -> None:
-    from footsort.sorter import undo
+    from footsort.sorting.sorter import undo
 
     inbox = tmp_path / "inbox"
     a = write_image(inbox / "a.jpg", RED, 1)
@@ -210,7 +211,7 @@ def test_the_real_classifier_plugs_in(tmp_path: Path, journal: Journal) -> None:
     pytest.importorskip("torch")
     from helpers_model import tiny_meta, tiny_model
 
-    from footsort.classifier import Classifier
+    from footsort.model.classifier import Classifier
 
     model = tiny_model()
     meta = tiny_meta(model)

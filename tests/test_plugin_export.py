@@ -7,11 +7,11 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from footsort import paths
-from footsort.config import Config, PluginsSection
-from footsort.events import FileFailed, FileReviewed, FileSorted
-from footsort.plugins import PluginHost
-from plugins.export import csv_columns
+from footsort.system import paths
+from footsort.system.config import Config, PluginsSection
+from footsort.plugins.events import FileFailed, FileReviewed, FileSorted
+from footsort.plugins.host import PluginHost
+from footsort.plugins.bundled.export import csv_columns
 
 
 def run(settings: dict) -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from footsort.config import Config
-from footsort.events import FileReviewed
-from footsort.plugins import PluginAPI
-from plugins import notify
-from plugins.notify import Notifier, Settings, applescript_string, notify_command
+from footsort.system.config import Config
+from footsort.plugins.events import FileReviewed
+from footsort.plugins.host import PluginAPI
+from footsort.plugins.bundled import notify
+from footsort.plugins.bundled.notify import Notifier, Settings, applescript_string, notify_command
 
 
 def test_commands_per_platform() -> None:

@@ -11,10 +11,10 @@ from typing import Iterator
 
 import pytest
 
-from footsort.config import Config, PluginsSection
-from footsort.events import FileReviewed, FileSorted
-from footsort.plugins import PluginHost
-from plugins.webhook import check_url, post_json
+from footsort.system.config import Config, PluginsSection
+from footsort.plugins.events import FileReviewed, FileSorted
+from footsort.plugins.host import PluginHost
+from footsort.plugins.bundled.webhook import check_url, post_json
 
 
 class Server:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from footsort import atomic
-from footsort.config import Config, PluginsSection
-from footsort.events import CorrectionSeen, FileSorted
-from footsort.plugins import PluginHost
-from plugins.xmp import NS, Settings, label_photo, sidecar_path, update_xmp
+from footsort.system import atomic
+from footsort.system.config import Config, PluginsSection
+from footsort.plugins.events import CorrectionSeen, FileSorted
+from footsort.plugins.host import PluginHost
+from footsort.plugins.bundled.xmp import NS, Settings, label_photo, sidecar_path, update_xmp
 
 DARKTABLE_SIDECAR = """<?xml version="1.0" encoding="UTF-8"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">

@@ -12,10 +12,10 @@ from typing import Any, Iterator
 import pytest
 from loguru import logger
 
-from footsort import plugins
-from footsort.config import Config, PluginsSection
-from footsort.events import DaemonStarted, FileFailed, FileSorted
-from footsort.plugins import PluginAPI, PluginHost
+from footsort.plugins import host as plugins
+from footsort.system.config import Config, PluginsSection
+from footsort.plugins.events import DaemonStarted, FileFailed, FileSorted
+from footsort.plugins.host import PluginAPI, PluginHost
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_discover_finds_shipped_folder_and_entry_point_plugins(tmp_path: Path, m
     assert {"xmp", "notify", "webhook", "export", "pkgplug", "epplug"} <= set(found)
     assert "_private" not in found
     assert found["xmp"].origin == str(folder / "xmp.py")
-    assert found["notify"].origin == "shipped plugins.notify"
+    assert found["notify"].origin == "shipped footsort.plugins.bundled.notify"
     assert found["epplug"].origin == "entry point epplug_mod"
     assert callable(plugins.register_function(found["epplug"]))
     assert callable(plugins.register_function(found["pkgplug"]))

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from loguru import logger
 
-from footsort import checkpoint, paths, registry
+from footsort.model import checkpoint, registry
+from footsort.system import paths
 from footsort.errors import ModelFileError
 from tests.helpers_model import tiny_meta, tiny_model
 
@@ -103,7 +104,7 @@ def test_the_state_has_no_fixed_temp_name_and_survives_a_failed_write(stored: st
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from footsort import atomic
+    from footsort.system import atomic
 
     registry.use(stored)
 
@@ -115,5 +116,5 @@ def test_the_state_has_no_fixed_temp_name_and_survives_a_failed_write(stored: st
         with pytest.raises(OSError):
             registry.use("default")
     assert registry.current_version() == stored
-    exports = {f"{stored}.onnx"}  # written beside the version when onnx is installed (footsort.onnx_export)
+    exports = {f"{stored}.onnx"}  # written beside the version when onnx is installed (footsort.model.onnx_export)
     assert sorted(set(os.listdir(paths.models_dir())) - exports) == [f"{stored}.safetensors", "in_use.json"]

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from fakes import BLUE, RED, ColourClassifier, RecordingHost, write_image
-from footsort import daemon, registry
-from footsort.config import load as load_config
-from footsort.journal import Journal
-from footsort.pipeline import as_provider
-from footsort.reloading import ReloadingClassifier, follow_in_use
+from footsort.sorting import daemon
+from footsort.model import registry
+from footsort.system.config import load as load_config
+from footsort.sorting.journal import Journal
+from footsort.sorting.pipeline import as_provider
+from footsort.sorting.reloading import ReloadingClassifier, follow_in_use
 from tests.helpers_model import tiny_meta, tiny_model
 
 
@@ -39,7 +40,7 @@ class Loader:
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny model file, stored under new version names as needed (saving is the slow part)."""
-    from footsort import checkpoint
+    from footsort.model import checkpoint
 
     model = tiny_model()
     return checkpoint.save(model, tiny_meta(model), tmp_path_factory.mktemp("m") / "tiny.safetensors")
@@ -49,7 +50,7 @@ def promote_copy(weights_file: Path) -> str:
     """Store a new version (a copy of the tiny model file, renamed) and make it the model in use."""
     from dataclasses import replace
 
-    from footsort import checkpoint
+    from footsort.model import checkpoint
 
     model, meta = checkpoint.load(weights_file)
     meta = replace(meta, version=checkpoint.new_version_id())

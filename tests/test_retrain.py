@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from fakes import RecordingHost
-from footsort import checkpoint, registry
-from footsort.corrections import Correction, Findings, LabelledExample
-from footsort.feature_cache import FeatureCache
-from footsort.retrain import (Comparison, NothingToLearn, Options, TrainItem, finish, make_plan, repeats, retrain,
+from footsort.model import checkpoint, registry
+from footsort.learning.corrections import Correction, Findings, LabelledExample
+from footsort.learning.feature_cache import FeatureCache
+from footsort.learning.retrain import (Comparison, NothingToLearn, Options, TrainItem, finish, make_plan, repeats, retrain,
                               training_rows, verdict)
-from footsort.sorter import file_hash
+from footsort.sorting.sorter import file_hash
 from tests.helpers_learn import eager_extract, one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model
 
@@ -158,7 +158,7 @@ def test_retrain_fine_tunes_only_blocks_and_head_of_the_model_in_use(tmp_path: P
 
 
 def test_corrections_are_weighted_up(tmp_path: Path, in_use: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import footsort.trainer as trainer
+    import footsort.learning.trainer as trainer
 
     seen = {}
     real = trainer.train_on_features

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from footsort import service
+from footsort.system import service
 from footsort.errors import FootsortError
-from footsort.service import RunResult, ServiceSpec
+from footsort.system.service import RunResult, ServiceSpec
 
 
 class FakeRunner:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from footsort import sorter
-from footsort.journal import Journal
-from footsort.sorter import Move, Sorter, Vanished, file_hash, recover, rename_noreplace, settle, undo
+from footsort.sorting import sorter
+from footsort.sorting.journal import Journal
+from footsort.sorting.sorter import Move, Sorter, Vanished, file_hash, recover, rename_noreplace, settle, undo
 
 
 @pytest.fixture

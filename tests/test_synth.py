@@ -5,7 +5,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-from footsort.synth import cutout_mask, household_view
+from footsort.learning.synth import cutout_mask, household_view
 
 
 def _catalogue_photo() -> Image.Image:

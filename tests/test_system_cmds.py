@@ -8,10 +8,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from footsort import config, paths
+from footsort.system import config, paths
 from footsort.cli import main
 from footsort.commands import system_cmds
-from footsort.service import RunResult
+from footsort.system.service import RunResult
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_service_install_macos_dry_run(home: Path) -> None:
 
 
 def test_doctor_through_the_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from footsort import doctor
+    from footsort.system import doctor
 
     monkeypatch.setattr(doctor, "CHECKS", (doctor.check_config, doctor.check_folders))
     ok = invoke("doctor", str(tmp_path))

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from footsort.datasets import scan
-from footsort.imaging import load_rgb
-from footsort.presets import Preprocess, eval_transform, train_transform
-from footsort.trainer import Recipe, train_views
+from footsort.learning.datasets import scan
+from footsort.model.imaging import load_rgb
+from footsort.model.presets import Preprocess, eval_transform, train_transform
+from footsort.learning.trainer import Recipe, train_views
 from tests.helpers_model import make_image_folder
 
 
@@ -36,7 +36,7 @@ def test_unknown_augmentation_is_refused() -> None:
 
 
 def test_cached_mode_tunes_only_the_last_backbone_stages_and_keeps_batchnorm(tmp_path: Path) -> None:
-    from footsort.trainer import train
+    from footsort.learning.trainer import train
     from tests.helpers_model import tiny_model
 
     data = scan(make_image_folder(tmp_path / "d", per_class=4, size=64), ("sapatos", "tsinelas"))

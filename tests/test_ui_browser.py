@@ -23,7 +23,7 @@ DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
 
 from fakes import RecordingHost, write_image  # noqa: E402
-from footsort.journal import Journal  # noqa: E402
+from footsort.sorting.journal import Journal  # noqa: E402
 from footsort.ui.library import Library  # noqa: E402
 from footsort.ui.server import Access, create_app  # noqa: E402
 from footsort.ui.service import ReviewService  # noqa: E402

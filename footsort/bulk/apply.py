@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Literal
 
 from footsort.bulk.manifest import is_remote, local_path
 from footsort.bulk.stages import Row
-from footsort.config import Config
+from footsort.system.config import Config
 
 Done = Literal["sort", "review", "failed", "duplicate", "skip", "vanished", "error", "planned"]
 MOVED = ("sort", "review", "failed")
@@ -42,7 +42,7 @@ def folder_name(row: Row, cfg: Config) -> str:
 
 def copy_destination(row: Row, cfg: Config, output: str | None, taken: set[str]) -> str:
     """Pure: where a remote photo is copied to, `PREFIX/<folder>/<name>`, a name unique within the plan."""
-    from footsort.naming import free_name
+    from footsort.sorting.naming import free_name
 
     parent, _, name = row.uri.rpartition("/")
     folder = f"{(output or parent).rstrip('/')}/{folder_name(row, cfg)}"
@@ -92,15 +92,15 @@ class Mover:
     """Moves local photos as their rows say, through the Sorter and Journal, telling the plugin host."""
 
     cfg: Config
-    sorter: object  # footsort.sorter.Sorter
-    journal: object | None  # footsort.journal.Journal
+    sorter: object  # footsort.sorting.sorter.Sorter
+    journal: object | None  # footsort.sorting.journal.Journal
     host: object
     classes: set[str] = field(default_factory=set)
     _dry_sorted: dict[str, Path] = field(default_factory=dict)
 
     def layout(self, path: Path):
         """The inbox layout of a photo; a photo already inside a class/review/failed folder belongs to the folder above."""
-        from footsort.pipeline import layout_for
+        from footsort.sorting.pipeline import layout_for
 
         classes = tuple(sorted(self.classes))
         parent = path.parent
@@ -109,7 +109,7 @@ class Mover:
 
     def apply(self, row: Row) -> Applied:
         """Move one local photo (or say why not)."""
-        from footsort.sorter import file_hash
+        from footsort.sorting.sorter import file_hash
 
         path = Path(os.path.abspath(local_path(row.uri)))
         if row.action not in MOVED:
@@ -134,8 +134,8 @@ class Mover:
 
     def _duplicate(self, row: Row, path: Path, size: int | None) -> Applied | None:
         """The duplicates policy (sort.duplicates) for content footsort has already sorted."""
-        from footsort.decide import Review, Skip, decide_duplicate
-        from footsort.pipeline import policy_for
+        from footsort.sorting.decide import Review, Skip, decide_duplicate
+        from footsort.sorting.pipeline import policy_for
 
         original = self._sorted_copy(row.content_hash, path)
         if original is None:
@@ -143,7 +143,7 @@ class Mover:
         decision = decide_duplicate(str(original), policy_for(self.cfg, tuple(self.classes)))
         if isinstance(decision, Skip):
             if self.journal is not None and not self.sorter.dry_run:  # type: ignore[attr-defined]
-                from footsort.journal import Details
+                from footsort.sorting.journal import Details
 
                 self.journal.note("duplicate", path, hash=row.content_hash, size=size,  # type: ignore[attr-defined]
                                   destination=original, details=Details(reason=decision.reason))
@@ -168,8 +168,8 @@ class Mover:
 
     def _move(self, row: Row, path: Path, action: Literal["sort", "review", "failed"], size: int | None,
               reason: str) -> Applied:
-        from footsort.journal import Details
-        from footsort.sorter import Move, Vanished
+        from footsort.sorting.journal import Details
+        from footsort.sorting.sorter import Move, Vanished
 
         details = Details(label=row.label, confidence=row.confidence, probabilities=dict(row.probabilities),
                           model_version=row.model_version, reason=reason if action != "sort" else "")
@@ -192,7 +192,7 @@ class Mover:
     def _tell(self, row: Row, path: Path, dest: Path, action: str, details) -> None:
         from loguru import logger
 
-        from footsort import events
+        from footsort.plugins import events
 
         if action == "sort":
             event = events.FileSorted(path, dest, row.label, row.confidence or 0.0, details.probabilities,

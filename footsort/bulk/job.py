@@ -13,7 +13,7 @@ from footsort.bulk.manifest import Source, iter_uris
 from footsort.bulk.results import ResultsWriter, require_pyarrow
 from footsort.bulk.stages import DecodeSpec, ModelFile, ModelSource, Predict, TestClassifier
 from footsort.bulk.stats import Stats
-from footsort.config import Config
+from footsort.system.config import Config
 from footsort.errors import FootsortError
 
 Engine = Literal["local", "ray"]
@@ -35,7 +35,7 @@ class BulkJob:
 
 def _outputs(job: BulkJob, cfg: Config, classes: tuple[str, ...]) -> frozenset[Path]:
     """footsort's own folders inside a listed folder (never classified again, as with `footsort sort`)."""
-    from footsort.pipeline import layout_for
+    from footsort.sorting.pipeline import layout_for
 
     if job.source.kind != "folder" or job.source.remote:
         return frozenset()
@@ -44,7 +44,7 @@ def _outputs(job: BulkJob, cfg: Config, classes: tuple[str, ...]) -> frozenset[P
 
 def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None) -> Stats:
     """Classify every photo of the source and write one results row per photo; what happened."""
-    from footsort.pipeline import load_classifier, policy_for
+    from footsort.sorting.pipeline import load_classifier, policy_for
 
     require_pyarrow()
     if job.engine == "ray":
@@ -79,7 +79,7 @@ def _run_ray(job: BulkJob, classifier: object, policy, spec: DecodeSpec, uris, w
 
     from footsort.bulk import ray_engine
 
-    from footsort.pipeline import TEST_CLASSIFIER_ENV
+    from footsort.sorting.pipeline import TEST_CLASSIFIER_ENV
 
     path = getattr(classifier, "path", None)
     hook = os.environ.get(TEST_CLASSIFIER_ENV)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from footsort.errors import FootsortError
-from footsort.imaging import is_image_name
+from footsort.model.imaging import is_image_name
 
 Kind = Literal["folder", "glob", "parquet", "csv"]
 URI_COLUMN = "uri"
@@ -145,7 +145,7 @@ def _csv_uris(source: Source) -> Iterator[str]:
 
 
 def _walk_local(root: Path, recursive: bool, outputs: frozenset[Path]) -> Iterator[str]:
-    from footsort.watcher import walk, why_not
+    from footsort.sorting.watcher import walk, why_not
 
     for path in walk(root, outputs, recursive):
         if why_not(path, root, outputs) is None:  # what `footsort sort` would take: image names, real files

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 from footsort.bulk.manifest import Source
 from footsort.bulk.stages import Decoded, DecodeSpec, ModelSource, Predict, decode
 from footsort.bulk.stats import Stats
-from footsort.decide import Policy
+from footsort.sorting.decide import Policy
 from footsort.errors import FootsortError
 
 INSTALL_RAY = "pip install 'footsort[ray]'"

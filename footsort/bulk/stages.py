@@ -1,7 +1,7 @@
 """The stages both engines run: decode one photo (CPU), then predict + decide a batch (the model).
 
-Decoding is `footsort.pipeline.load` (hash, size check, decode at reduced scale, resize for the model),
-deciding is `footsort.decide.decide`: a bulk run labels a photo exactly as `footsort sort` would.
+Decoding is `footsort.sorting.pipeline.load` (hash, size check, decode at reduced scale, resize for the model),
+deciding is `footsort.sorting.decide.decide`: a bulk run labels a photo exactly as `footsort sort` would.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Literal, Mapping, Protocol, Sequence
 from PIL import Image
 
 from footsort.bulk.manifest import readable, resolve
-from footsort.decide import Policy, Review, decide
+from footsort.sorting.decide import Policy, Review, decide
 
 Action = Literal["sort", "review", "failed", "error"]  # error: the model failed on the batch (file left alone)
 COLUMNS = ("uri", "label", "confidence", "action", "reason", "error", "model_version", "content_hash",
@@ -41,7 +41,7 @@ class DecodeSpec:
 
     def prepare(self, image: Image.Image) -> Image.Image:
         """The decoded image resized the way the model sees it."""
-        from footsort.presets import fit_image
+        from footsort.model.presets import fit_image
 
         return fit_image(image, self.size, self.fit) if self.size and self.fit else image  # type: ignore[arg-type]
 
@@ -58,7 +58,7 @@ class Decoded:
 
 def decode(uri: str, spec: DecodeSpec) -> Decoded:
     """Stage 1 (CPU): hash and decode one photo, local or remote; never raises."""
-    from footsort.pipeline import Item, Layout, load
+    from footsort.sorting.pipeline import Item, Layout, load
 
     uri = resolve(uri or "", spec.root)
     if not uri:
@@ -169,7 +169,7 @@ class ModelFile:
 
     def load(self, device: str = "auto", fuse: str = "now") -> object:
         """A Classifier from these bytes (written to a temporary file only while it loads)."""
-        from footsort.classifier import Classifier
+        from footsort.model.classifier import Classifier
 
         with tempfile.TemporaryDirectory(prefix="footsort-model-") as tmp:
             path = Path(tmp) / self.name

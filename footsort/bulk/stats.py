@@ -41,7 +41,7 @@ class Stats:
 
     def summary(self) -> str:
         """`sorted 12 (sapatos 5, tsinelas 7); 3 to review; 1 failed` plus the pace."""
-        from footsort.pipeline import summary
+        from footsort.sorting.pipeline import summary
 
         said = summary(self.counts, self.labels)
         return f"{said}; {self.photos} photos in {self.seconds:.1f} s ({self.rate():.1f} photos/s, {self.engine})"

@@ -10,12 +10,12 @@ from pathlib import Path
 import click
 
 from footsort.errors import FootsortError
-from footsort.safe_text import printable as _p
+from footsort.system.safe_text import printable as _p
 
 
 def _config(threshold: float | None = None, device: str | None = None, output: Path | None = None):
     """Settings with the flags on top (the same keys `footsort sort` takes)."""
-    from footsort import config
+    from footsort.system import config
 
     return config.load(overrides={"sort": {"threshold": threshold, "output": str(output) if output else None},
                                   "model": {"device": device}})
@@ -23,8 +23,8 @@ def _config(threshold: float | None = None, device: str | None = None, output: P
 
 def _open_journal(dry_run: bool):
     """The journal `footsort sort` writes (read-only for a dry run), after repairing what a crash left."""
-    from footsort.journal import Journal
-    from footsort.sorter import recover
+    from footsort.sorting.journal import Journal
+    from footsort.sorting.sorter import recover
 
     journal = Journal.open(readonly=dry_run)
     if not dry_run:
@@ -34,14 +34,14 @@ def _open_journal(dry_run: bool):
 
 def _host(cfg):
     """The plugins named in the config, as `footsort sort` starts them."""
-    from footsort.plugins import PluginHost
+    from footsort.plugins.host import PluginHost
 
     return PluginHost.from_config(cfg)
 
 
 def _quiet_logs(ctx: click.Context) -> bool:
     """Unless -v: no log line per photo (a summary instead); warnings still show. True when quieted."""
-    from footsort import logs
+    from footsort.system import logs
 
     opts = dict((ctx.find_root().obj or {}).get("log", {}))
     if opts.get("verbose"):
@@ -99,7 +99,7 @@ def bulk(ctx: click.Context, source: str, out: str, engine: str, address: str | 
         stats = run_bulk(job, cfg, model_path)
     finally:
         if quieted:
-            from footsort import logs
+            from footsort.system import logs
 
             logs.setup(**dict((ctx.find_root().obj or {}).get("log", {})))
     click.echo(f"{_p(out)}: to apply: {stats.summary()}")
@@ -136,7 +136,7 @@ def apply_cmd(ctx: click.Context, results: str, dry_run: bool, output: Path | No
     """
     from footsort.bulk.apply import CopyPlan, Mover, apply_rows, default_plan_path
     from footsort.bulk.results import read_rows
-    from footsort.sorter import Sorter
+    from footsort.sorting.sorter import Sorter
 
     cfg = _config(output=output)
     plan = CopyPlan(plan_path or default_plan_path(results), cfg, plan_prefix, dry_run)
@@ -161,10 +161,10 @@ def apply_cmd(ctx: click.Context, results: str, dry_run: bool, output: Path | No
         host.close()
         journal.close()
         if quieted:
-            from footsort import logs
+            from footsort.system import logs
 
             logs.setup(**dict((ctx.find_root().obj or {}).get("log", {})))
-    from footsort.pipeline import summary
+    from footsort.sorting.pipeline import summary
 
     planned = counts.pop("planned", 0)
     said = summary(counts, labels) if counts else ""

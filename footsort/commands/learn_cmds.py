@@ -14,29 +14,29 @@ from typing import Any, Sequence
 import click
 
 from footsort.errors import FootsortError
-from footsort.safe_text import printable
+from footsort.system.safe_text import printable
 
 DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
 LIBRARIES = click.argument("libraries", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
 
 
 def _config(device: str | None = None):
-    from footsort import config
+    from footsort.system import config
 
     return config.load(overrides={"model": {"device": device}})
 
 
 def _host(cfg):
-    from footsort.plugins import PluginHost
+    from footsort.plugins.host import PluginHost
 
     return PluginHost.from_config(cfg)
 
 
 def _classes(cfg) -> tuple[str, ...]:
     """The classes of the model in use, from the model versions (read from its file's metadata: no torch)."""
-    from footsort import registry
-    from footsort.checkpoint import read_metadata
-    from footsort.pipeline import TEST_CLASSIFIER_ENV, load_classifier
+    from footsort.model import registry
+    from footsort.model.checkpoint import read_metadata
+    from footsort.sorting.pipeline import TEST_CLASSIFIER_ENV, load_classifier
 
     if os.environ.get(TEST_CLASSIFIER_ENV):
         return tuple(load_classifier(cfg).classes)
@@ -44,7 +44,7 @@ def _classes(cfg) -> tuple[str, ...]:
 
 
 def _roots(libraries: Sequence[Path], cfg, history) -> list[Path]:
-    from footsort.corrections import library_roots
+    from footsort.learning.corrections import library_roots
 
     roots = library_roots(libraries, history, cfg.sort.output)
     for r in roots:
@@ -56,7 +56,7 @@ def _roots(libraries: Sequence[Path], cfg, history) -> list[Path]:
 
 def _find(libraries: Sequence[Path], cfg, classes: Sequence[str], history=None):
     """Corrections and labelled examples in the libraries (a progress bar while hashing)."""
-    from footsort import corrections
+    from footsort.learning import corrections
 
     history = corrections.read_history() if history is None else history
     roots = _roots(libraries, cfg, history)
@@ -87,7 +87,7 @@ def corrections_cmd(libraries: tuple[Path, ...], as_json: bool) -> None:
       footsort corrections
       footsort corrections ~/Pictures/inbox --json
     """
-    from footsort import corrections
+    from footsort.learning import corrections
 
     cfg = _config()
     findings = _find(libraries, cfg, _classes(cfg))
@@ -157,8 +157,8 @@ def retrain(libraries: tuple[Path, ...], data_dir: Path | None, device: str | No
       footsort retrain --dry-run
       footsort retrain ~/Pictures/inbox --epochs 8 --data ~/labelled
     """
-    from footsort import corrections
-    from footsort.retrain import NothingToLearn, Options, make_plan
+    from footsort.learning import corrections
+    from footsort.learning.retrain import NothingToLearn, Options, make_plan
 
     cfg = _config(device)
     classes = _classes(cfg)
@@ -184,9 +184,9 @@ def retrain(libraries: tuple[Path, ...], data_dir: Path | None, device: str | No
 
 
 def _extra_items(data_dir: Path, classes: Sequence[str]) -> list:
-    from footsort.datasets import scan
-    from footsort.hashes import ContentHashes
-    from footsort.retrain import TrainItem
+    from footsort.learning.datasets import scan
+    from footsort.sorting.hashes import ContentHashes
+    from footsort.learning.retrain import TrainItem
 
     data = scan(data_dir, classes)
     hashes = ContentHashes.open()
@@ -220,9 +220,9 @@ def _show_plan(plan, findings, verbose: bool) -> None:
 
 
 def _run_retrain(plan, options, cfg, findings) -> None:
-    from footsort import corrections
-    from footsort.feature_cache import FeatureCache
-    from footsort.retrain import finish, retrain as run
+    from footsort.learning import corrections
+    from footsort.learning.feature_cache import FeatureCache
+    from footsort.learning.retrain import finish, retrain as run
 
     def log(e) -> None:
         click.echo(f"epoch {e.epoch}: train loss {e.train_loss:.4f} acc {e.train_acc:.4f} ({e.seconds:.1f} s)", err=True)
@@ -284,9 +284,9 @@ def review(libraries: tuple[Path, ...], dry_run: bool) -> None:
       footsort review
       footsort review ~/Pictures/inbox
     """
-    from footsort import corrections
-    from footsort.journal import Details, Journal
-    from footsort.sorter import Move, Sorter, Vanished, file_hash
+    from footsort.learning import corrections
+    from footsort.sorting.journal import Details, Journal
+    from footsort.sorting.sorter import Move, Sorter, Vanished, file_hash
 
     _need_a_terminal()
     cfg = _config()
@@ -350,7 +350,7 @@ def review(libraries: tuple[Path, ...], dry_run: bool) -> None:
 
 
 def _review_files(folder: Path) -> list[Path]:
-    from footsort.imaging import is_image_name
+    from footsort.model.imaging import is_image_name
 
     if not folder.is_dir():
         return []
@@ -403,14 +403,14 @@ def _ask(menu: str, keys: dict[str, str], path: Path) -> str:
 
 
 def _load_for_review(cfg):
-    from footsort.pipeline import load_classifier
+    from footsort.sorting.pipeline import load_classifier
 
     return load_classifier(cfg)
 
 
 def _predict(clf, path: Path):
     from footsort.errors import UnreadableImage
-    from footsort.imaging import load_rgb
+    from footsort.model.imaging import load_rgb
 
     try:
         return clf.predict_images([load_rgb(path, min_side=getattr(clf, "input_size", None))])[0]
@@ -433,7 +433,8 @@ def models() -> None:
 
 
 def _tell_plugins(version: str, previous: str) -> None:
-    from footsort import events, registry
+    from footsort.plugins import events
+    from footsort.model import registry
 
     host = _host(_config())
     try:
@@ -450,15 +451,15 @@ def models_list() -> None:
     Example:
       footsort models list
     """
-    from footsort import registry
-    from footsort.evaluation import held_out_text
+    from footsort.model import registry
+    from footsort.learning.evaluation import held_out_text
 
     current = registry.current_version()
     versions = registry.list_versions()
     click.echo(f"{'':2}{'version':<24}{'created':<27}{'parent':<24}{'held-out acc (n)':>20}  data")
     shipped = "" if current else "*"
     if registry.shipped_model_path().is_file():
-        from footsort.checkpoint import read_metadata
+        from footsort.model.checkpoint import read_metadata
 
         default = read_metadata(registry.shipped_model_path())
         click.echo(f"{shipped:<2}{'default (shipped)':<24}{default.created:<27}{'-':<24}{held_out_text(default.metrics):>20}  shipped")
@@ -485,8 +486,8 @@ def models_show(version: str, as_json: bool) -> None:
     """
     from dataclasses import asdict
 
-    from footsort import registry
-    from footsort.checkpoint import read_metadata
+    from footsort.model import registry
+    from footsort.model.checkpoint import read_metadata
 
     path = registry.shipped_model_path() if version == "default" else registry.version_path(version)
     if version != "default" and not path.is_file():
@@ -516,7 +517,7 @@ def models_use(version: str) -> None:
     Example:
       footsort models use 20261123-193000-1a2b3c
     """
-    from footsort import registry
+    from footsort.model import registry
 
     previous = registry.current_version()
     registry.use(version)
@@ -533,7 +534,7 @@ def models_rollback() -> None:
     Example:
       footsort models rollback
     """
-    from footsort import registry
+    from footsort.model import registry
 
     previous = registry.current_version()
     now = registry.rollback()

@@ -10,13 +10,13 @@ import click
 
 from footsort.commands.sort_cmds import ENGINE
 from footsort.errors import FootsortError
-from footsort.safe_text import printable
+from footsort.system.safe_text import printable
 
 
 def _load_classifier(model: str | None, device: str, images: int = 1000, engine: str | None = "torch"):
-    from footsort import config
+    from footsort.system import config
     from footsort.commands.sort_cmds import FUSE_FROM
-    from footsort.engine import load_classifier
+    from footsort.model.engine import load_classifier
 
     cfg = config.load(overrides={"model": {"path": model, "device": device, "engine": engine}})
     # fusing the graph costs about 0.6 s: worth it only over a few dozen photos
@@ -85,8 +85,8 @@ def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bo
       footsort evaluate ~/Pictures/labelled --target-precision 0.98 --report ~/footsort-report
       footsort evaluate ../shared/data/footwear-street --json > street.json
     """
-    from footsort.datasets import scan
-    from footsort.evaluation import evaluate as run_eval
+    from footsort.learning.datasets import scan
+    from footsort.learning.evaluation import evaluate as run_eval
 
     clf = _load_classifier(str(model) if model else None, device)
     data = scan(data_dir, clf.classes)
@@ -128,8 +128,8 @@ def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bo
 
 def _write_eval_report(folder: Path, result, confidence: dict, target: float) -> None:
     """metrics.json and the reliability, risk-coverage and confusion plots of one evaluation."""
-    from footsort import report
-    from footsort.metrics import reliability_bins, risk_coverage
+    from footsort.learning import report
+    from footsort.learning.metrics import reliability_bins, risk_coverage
 
     conf, right = result.confidences()
     report.write_metrics(folder, {**result.to_json(), **confidence})
@@ -187,8 +187,9 @@ def train(data_dir: Path, val_dir: Path | None, val_split: float, output: Path |
           --image-size 224 --fit pad --augment mild --synth 0.5 --finetune-backbone 5 --finetune-lr 1e-4 \\
           --batch-size 64 --lr 1e-3 --schedule cosine --weight-decay 1e-4 --label-smoothing 0.1 --epochs 12 --use
     """
-    from footsort import config, training
-    from footsort.trainer import Recipe
+    from footsort.system import config
+    from footsort.learning import training
+    from footsort.learning.trainer import Recipe
 
     cfg = config.load(overrides={"model": {"backbone_weights": str(backbone_weights) if backbone_weights else None}})
     recipe = Recipe(size=kw.pop("image_size"), **kw)

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import click
 
 from footsort.errors import FootsortError
-from footsort.safe_text import printable as _p
+from footsort.system.safe_text import printable as _p
 
 DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
 ENGINE = click.option("--engine", type=click.Choice(["auto", "onnx", "torch"]), default=None,
@@ -41,7 +41,7 @@ def _sort_options(f):
 
 def _config(threshold: float | None = None, output: Path | None = None, recursive: bool | None = None,
             device: str | None = None, engine: str | None = None, **watch: Any):
-    from footsort import config
+    from footsort.system import config
 
     return config.load(overrides={
         "sort": {"threshold": threshold, "output": str(output) if output else None, "recursive": recursive},
@@ -61,15 +61,15 @@ def _folders(paths: Iterable[Path], what: str) -> list[Path]:
 
 
 def _host(cfg):
-    from footsort.plugins import PluginHost
+    from footsort.plugins.host import PluginHost
 
     from_config = getattr(PluginHost, "from_config", None)
     return from_config(cfg) if from_config else PluginHost()
 
 
 def _open_journal(dry_run: bool):
-    from footsort.journal import Journal
-    from footsort.sorter import recover
+    from footsort.sorting.journal import Journal
+    from footsort.sorting.sorter import recover
 
     journal = Journal.open(readonly=dry_run)
     if not dry_run:
@@ -78,7 +78,7 @@ def _open_journal(dry_run: bool):
 
 
 def _set_logging(ctx: click.Context, **changes: bool) -> None:
-    from footsort import logs
+    from footsort.system import logs
 
     opts = dict((ctx.find_root().obj or {}).get("log", {}))
     logs.setup(**{**opts, **changes})
@@ -106,9 +106,9 @@ def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | Non
     """
     import threading
 
-    from footsort import daemon
-    from footsort.pipeline import load_classifier
-    from footsort.reloading import follow_in_use
+    from footsort.sorting import daemon
+    from footsort.sorting.pipeline import load_classifier
+    from footsort.sorting.reloading import follow_in_use
 
     cfg = _config(threshold, output, recursive, device, engine, poll=poll, settle_seconds=settle)
     folders = _folders(inboxes, "inbox")
@@ -126,8 +126,8 @@ def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | Non
 
 def _collect(paths: Iterable[Path], layouts_for, recursive: bool) -> tuple[list, list[tuple[Path, str]]]:
     """Items to sort from files and folders, and (path, reason) for what is left alone."""
-    from footsort.pipeline import Item
-    from footsort.watcher import QUIET_REASONS, walk, why_not
+    from footsort.sorting.pipeline import Item
+    from footsort.sorting.watcher import QUIET_REASONS, walk, why_not
 
     items, skipped = [], []
     for given in paths:
@@ -167,8 +167,8 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
       footsort sort ~/Pictures/inbox
       footsort sort --dry-run --threshold 0.9 photo.jpg ~/Downloads
     """
-    from footsort.pipeline import Pipeline, layout_for, load_classifier, policy_for
-    from footsort.sorter import Sorter
+    from footsort.sorting.pipeline import Pipeline, layout_for, load_classifier, policy_for
+    from footsort.sorting.sorter import Sorter
 
     cfg = _config(threshold, output, recursive, device, engine)
     classifier = load_classifier(cfg, model_path, fuse="never")
@@ -209,7 +209,7 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
 
 
 def _summary(counts: Counter[str], labels: Counter[str], dry_run: bool) -> str:
-    from footsort.pipeline import summary
+    from footsort.sorting.pipeline import summary
 
     return ("dry run, nothing moved: " if dry_run else "") + summary(counts, labels)
 
@@ -247,7 +247,7 @@ def undo(paths: tuple[Path, ...], last: int | None, since: str | None, dry_run: 
       footsort undo --since 2h
       footsort undo ~/inbox/review/IMG_0042.jpg
     """
-    from footsort.sorter import Sorter, undo as undo_entries
+    from footsort.sorting.sorter import Sorter, undo as undo_entries
 
     if sum(x is not None and x != () for x in (last, since, paths)) > 1:
         raise FootsortError("use one of --last, --since or PATH... at a time")
@@ -284,8 +284,8 @@ def log_cmd(limit: int, as_json: bool) -> None:
     """
     import json
 
-    from footsort.corrections import HUMAN
-    from footsort.journal import Journal
+    from footsort.learning.corrections import HUMAN
+    from footsort.sorting.journal import Journal
 
     with Journal.open(readonly=True) as journal:
         entries = list(reversed(journal.recent(limit)))

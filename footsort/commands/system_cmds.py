@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from footsort import atomic, config, paths, service
+from footsort.system import atomic, config, paths, service
 from footsort.errors import FootsortError
 
 
@@ -59,7 +59,7 @@ def config_show() -> None:
     Example:
       FOOTSORT_SORT_THRESHOLD=0.9 footsort config show
     """
-    from footsort import configfile
+    from footsort.system import configfile
 
     cfg = config.load()
     path = paths.config_file()
@@ -80,8 +80,8 @@ def config_init(force: bool) -> None:
       footsort config init
       footsort config init --force   # start over; keeps config.toml.bak
     """
-    from footsort import configfile
-    from footsort.plugins import shipped_settings
+    from footsort.system import configfile
+    from footsort.plugins.host import shipped_settings
 
     path = paths.config_file()
     if path.exists() and not force:
@@ -110,7 +110,7 @@ def doctor_cmd(ctx: click.Context, inboxes: tuple[Path, ...]) -> None:
     Example:
       footsort doctor ~/Pictures/inbox
     """
-    from footsort import doctor
+    from footsort.system import doctor
 
     m = doctor.machine(inboxes, platform=_obj(ctx, "platform", sys.platform),
                        runner=_obj(ctx, "service_runner", service.run_command))

@@ -53,9 +53,9 @@ def ui(inboxes: tuple[Path, ...], host: str, port: int, open_browser: bool) -> N
     except ImportError as exc:
         raise FootsortError(f"the review page needs {exc.name}: pip install 'footsort[ui]' "
                             "(starlette and uvicorn)") from None
-    from footsort import config
-    from footsort.labelling import model_classes
-    from footsort.plugins import PluginHost
+    from footsort.system import config
+    from footsort.sorting.labelling import model_classes
+    from footsort.plugins.host import PluginHost
     from footsort.ui.library import Library, find_roots
     from footsort.ui.server import Access, create_app
     from footsort.ui.service import ReviewService

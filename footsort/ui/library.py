@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from footsort import corrections, paths
-from footsort.imaging import IMAGE_SUFFIXES
+from footsort.learning import corrections
+from footsort.system import paths
+from footsort.model.imaging import IMAGE_SUFFIXES
 
 _CHUNK = 400  # SQLite host parameters per query
 
@@ -247,7 +248,7 @@ def signature(lib: Library, journal: Path | None = None) -> str:
 
 def find_roots(given: Iterable[Path], cfg: object, classes: Sequence[str]) -> tuple[Path, ...]:
     """The libraries: each inbox's layout root (sort.output when set), else every one the journal knows."""
-    from footsort.pipeline import layout_for
+    from footsort.sorting.pipeline import layout_for
 
     given = [Path(os.path.abspath(Path(p).expanduser())) for p in given]
     if given:

@@ -1,6 +1,6 @@
 """What the review page can do, without HTTP: list, label (move), undo, read the learning state, roll back.
 
-Every move goes through footsort.labelling (the sorter and the journal, as `footsort review` and the
+Every move goes through footsort.sorting.labelling (the sorter and the journal, as `footsort review` and the
 daemon do); this module only keeps the page's listing (id -> photo) and its own undo stack.
 """
 
@@ -15,9 +15,9 @@ from typing import Any, Sequence
 
 from loguru import logger
 
-from footsort import labelling
-from footsort.journal import Journal
-from footsort.sorter import Sorter, Vanished, recover, undo
+from footsort.sorting import labelling
+from footsort.sorting.journal import Journal
+from footsort.sorting.sorter import Sorter, Vanished, recover, undo
 from footsort.ui import library
 from footsort.ui.jobs import Job, retrain_argv
 from footsort.ui.library import Library, Photo
@@ -45,7 +45,7 @@ class ReviewService:
     def __init__(self, lib: Library, journal: Journal, host: object, *, per_class: int = 48,
                  thumbnails: Thumbnails | None = None, journal_path: Path | None = None,
                  retrain_command: Sequence[str] | None = None) -> None:
-        from footsort.hashes import ContentHashes
+        from footsort.sorting.hashes import ContentHashes
 
         self.lib = lib
         self.journal = journal
@@ -195,8 +195,9 @@ class ReviewService:
 
     def learning(self) -> dict:
         """Corrections waiting for `footsort retrain`, and the model versions."""
-        from footsort import corrections, registry
-        from footsort.checkpoint import read_metadata
+        from footsort.learning import corrections
+        from footsort.model import registry
+        from footsort.model.checkpoint import read_metadata
         from footsort.errors import FootsortError
 
         findings = corrections.scan(self.lib.roots, self.lib.classes)
@@ -221,7 +222,8 @@ class ReviewService:
 
     def rollback(self) -> dict:
         """Go back to the model used before the current one, and tell plugins."""
-        from footsort import events, registry
+        from footsort.plugins import events
+        from footsort.model import registry
 
         previous = registry.current_version()
         now = registry.rollback()

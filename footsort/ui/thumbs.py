@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
-from footsort import paths
+from footsort.system import paths
 
 THUMB_SIDE = 256  # longest side, pixels (shown at about 160 CSS px: sharp on 1.5x screens)
 LARGE_SIDE = 1600
@@ -34,7 +34,7 @@ def render(path: Path, side: int) -> bytes | None:
     from PIL import Image
 
     from footsort.errors import UnreadableImage
-    from footsort.imaging import load_rgb
+    from footsort.model.imaging import load_rgb
 
     try:
         im = load_rgb(path, min_side=side // 2)

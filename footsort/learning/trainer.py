@@ -1,0 +1,362 @@
+"""Training reads top to bottom: build the model, (cache features,) train_one_epoch, evaluate, calibrate.
+
+Two modes share one loop:
+- `paper`: every step runs the augmented image through the frozen backbone (the paper's code).
+- `cached`: the frozen backbone's output for `views` augmented views per image is computed once,
+  batched under inference_mode, and the blocks and head train on those features for many epochs.
+  Same model, same augmentations, a fraction of the time.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Literal, Sequence
+
+import torch
+from PIL import Image
+from torch import nn
+
+from footsort.learning.datasets import LabelledSet
+from footsort.model.imaging import load_rgb
+from footsort.model.hybrid import Architecture, FootwearNet, Preset, fuse_for_cpu, load_backbone_weights
+from footsort.model.presets import Fit, Preprocess, eval_transform, train_transform
+
+Mode = Literal["paper", "cached"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every training choice; the defaults are the paper's."""
+
+    epochs: int = 20
+    batch_size: int = 1
+    lr: float = 1e-4
+    preset: Preset = "paper"
+    width: int = 256
+    size: int = 300
+    fit: Fit = "crop"
+    seed: int = 0
+    workers: int = 0
+    mode: Mode = "paper"
+    views: int = 4  # cached mode: augmented views per image
+    synth: float = 0.0  # cached mode: share of views that are synthetic household scenes
+    augment: str = "paper"  # paper: the paper's transforms; mild: large crops (cached mode: view 0 is the clean image)
+    finetune_backbone: int = 0  # last N backbone stages learn: paper mode after the head trains; cached mode from the start
+    finetune_epochs: int = 2
+    finetune_lr: float = 1e-5
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    schedule: str = "constant"  # constant (the paper) or cosine: the learning rate decays to 0 over the epochs
+    tta_flip: bool = False
+
+    def preprocess(self) -> Preprocess:
+        """The eval preprocessing this recipe trains for."""
+        return Preprocess(size=self.size, fit=self.fit)
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """Loss and accuracy of one epoch."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """What training produced: per-epoch history, the best epoch, whether it was interrupted."""
+
+    history: list[EpochLog] = field(default_factory=list)
+    best_epoch: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def make_model(classes: Sequence[str], recipe: Recipe, backbone_weights: str | None,
+               backbone_width: float = 1.0) -> tuple[FootwearNet, str]:
+    """A fresh hybrid with ImageNet backbone weights (local file or torchvision)."""
+    torch.manual_seed(recipe.seed)
+    model = FootwearNet(Architecture(num_classes=len(classes), preset=recipe.preset, width=recipe.width,
+                                     backbone_width=backbone_width))
+    origin = load_backbone_weights(model, backbone_weights)
+    return model, origin
+
+
+def fast_backbone(model: FootwearNet, size: int, stop: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The frozen backbone (its first `stop` stages if given), TorchScript-fused on CPU, for feature extraction."""
+    backbone = model.backbone.eval() if stop is None else model.backbone[:stop].eval()
+    if next(backbone.parameters()).device.type != "cpu":
+        return backbone
+    return fuse_for_cpu(backbone, size)
+
+
+def _load(path, size: int) -> Image.Image:
+    return load_rgb(path, min_side=size)
+
+
+def extract_features(model: FootwearNet, images: Sequence[Callable[[], torch.Tensor]], size: int,
+                     batch: int = 32, desc: str = "features", stop: int | None = None) -> torch.Tensor:
+    """Run the frozen backbone (or its first `stop` stages) once over lazily made inputs; fp16 feature maps."""
+    from tqdm import tqdm
+
+    run = fast_backbone(model, size, stop)
+    device = next(model.parameters()).device
+    out: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(images), batch), desc=desc, unit="batch", leave=False, disable=None):
+            x = torch.stack([make() for make in images[start:start + batch]]).to(device)
+            out.append(run(x).to(torch.float16).cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def train_views(data: LabelledSet, recipe: Recipe) -> tuple[list[Callable[[], torch.Tensor]], list[int]]:
+    """`views` augmented input makers per image (the recipe's augmentation, some synthetic household scenes)."""
+    from footsort.learning.views import view_tensor
+
+    spec = recipe.preprocess()
+    makers: list[Callable[[], torch.Tensor]] = []
+    labels: list[int] = []
+    for i, s in enumerate(data.samples):
+        for v in range(recipe.views):
+            def make(path=s.path, v=v, key=hash((recipe.seed, i, v))) -> torch.Tensor:
+                # a fresh rng per call: each view is the same every time it is made
+                return view_tensor(_load(path, spec.size), spec, v, recipe.augment, recipe.synth, random.Random(key))
+
+            makers.append(make)
+            labels.append(s.label)
+    return makers, labels
+
+
+def eval_inputs(data: LabelledSet, spec: Preprocess) -> list[Callable[[], torch.Tensor]]:
+    """Deterministic eval input makers."""
+    tf = eval_transform(spec)
+    return [lambda p=s.path: tf(_load(p, spec.size)) for s in data.samples]
+
+
+def _step_batches(n: int, batch: int, rng: random.Random) -> list[list[int]]:
+    order = list(range(n))
+    rng.shuffle(order)
+    return [order[i:i + batch] for i in range(0, n, batch)]
+
+
+def tail_start(model: FootwearNet, recipe: Recipe) -> int | None:
+    """Cached mode with --finetune-backbone N: the backbone stage whose input is cached (None: the final map)."""
+    if recipe.mode != "cached" or recipe.finetune_backbone <= 0:
+        return None
+    return max(0, len(model.backbone) - recipe.finetune_backbone)
+
+
+def cached_logits(model: FootwearNet, features: torch.Tensor, start: int | None = None) -> torch.Tensor:
+    """Logits from cached backbone features: the final map, or the input of backbone stage `start`."""
+    if start is not None:
+        features = model.backbone[start:](features)
+    return model.forward_head(features)
+
+
+def head_logits(model: FootwearNet, features: torch.Tensor, batch: int = 256, start: int | None = None) -> torch.Tensor:
+    """Logits over cached features (eval mode); `start` as in cached_logits."""
+    model.eval()
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(features), batch):
+            outs.append(cached_logits(model, features[i:i + batch].float(), start))
+    return torch.cat(outs) if outs else torch.empty(0, model.arch.num_classes)
+
+
+def _val(model: FootwearNet, feats: torch.Tensor | None, labels: torch.Tensor | None, loss_fn: nn.Module,
+         start: int | None = None) -> tuple[float | None, float | None]:
+    if feats is None or labels is None or len(labels) == 0:
+        return None, None
+    logits = head_logits(model, feats, start=start)
+    return float(loss_fn(logits, labels)), float((logits.argmax(1) == labels).float().mean())
+
+
+def train(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | None, recipe: Recipe,
+          log: Callable[[EpochLog], None] = lambda e: None) -> TrainResult:
+    """Train blocks and head (then optionally the last backbone stages); keeps the best epoch's weights."""
+    t0 = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    spec = recipe.preprocess()
+    start = tail_start(model, recipe)
+    val_feats = val_labels = None
+    if val_set is not None and len(val_set):
+        val_feats = extract_features(model, eval_inputs(val_set, spec), spec.size, desc="validation features", stop=start)
+        val_labels = torch.tensor([s.label for s in val_set.samples])
+    if recipe.mode == "cached":
+        makers, labels = train_views(train_set, recipe)
+        feats = extract_features(model, makers, spec.size, desc=f"train features x{recipe.views} views", stop=start)
+        result = train_on_features(model, feats, torch.tensor(labels), recipe.views, val_feats, val_labels, recipe, log)
+    else:
+        aug = train_transform(spec, recipe.augment)
+        train_labels = torch.tensor([s.label for s in train_set.samples])
+
+        def forward(b: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            imgs = torch.stack([aug(_load(train_set.samples[i].path, spec.size)) for i in b])
+            with torch.no_grad():
+                feats = model.forward_features(imgs)
+            return model.forward_head(feats), train_labels[b]
+
+        result = _run_epochs(model, recipe, lambda rng: _step_batches(len(train_set), recipe.batch_size, rng),
+                             forward, val_feats, val_labels, log)
+    if recipe.finetune_backbone > 0 and recipe.mode == "paper" and not result.interrupted:
+        try:
+            _finetune_backbone(model, train_set, val_set, recipe, result, log)
+        except KeyboardInterrupt:
+            result.interrupted = True
+    model.eval()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def train_on_features(model: FootwearNet, feats: torch.Tensor, labels: torch.Tensor, views: int,
+                      val_feats: torch.Tensor | None, val_labels: torch.Tensor | None, recipe: Recipe,
+                      log: Callable[[EpochLog], None] = lambda e: None,
+                      image_weights: torch.Tensor | None = None) -> TrainResult:
+    """Train blocks and head on cached backbone features (`views` consecutive rows per image).
+
+    With `image_weights` (one per image), each epoch draws that many images in total, with replacement,
+    each in proportion to its weight (to balance classes per source); otherwise every image once.
+
+    With `recipe.finetune_backbone` N the features are the input of the last N backbone stages, which
+    train too (at `finetune_lr`, BatchNorm frozen): the stages before them still run only once per view.
+    """
+    per_image = len(labels) // max(1, views)
+    start = tail_start(model, recipe)
+
+    def batches(rng: random.Random) -> list[list[int]]:
+        if image_weights is None:
+            images = list(range(per_image))
+        else:
+            images = rng.choices(range(per_image), weights=image_weights.tolist(), k=round(float(image_weights.sum())))
+        idx = [i * views + rng.randrange(views) for i in images]  # one random view per image
+        rng.shuffle(idx)
+        return [idx[i:i + recipe.batch_size] for i in range(0, len(idx), recipe.batch_size)]
+
+    try:
+        return _run_epochs(model, recipe, batches, lambda b: (cached_logits(model, feats[b].float(), start), labels[b]),
+                           val_feats, val_labels, log, start)
+    finally:
+        model.freeze_backbone()
+
+
+def _run_epochs(model: FootwearNet, recipe: Recipe, epoch_batches: Callable[[random.Random], list[list[int]]],
+                forward: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
+                val_feats: torch.Tensor | None, val_labels: torch.Tensor | None,
+                log: Callable[[EpochLog], None], start: int | None = None) -> TrainResult:
+    """The shared loop: epochs of Adam steps, validation, best-epoch tracking, Ctrl-C keeps the best."""
+    from tqdm import tqdm
+
+    rng = random.Random(recipe.seed)
+    result = TrainResult()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    groups = [{"params": list(model.blocks.parameters()) + list(model.head.parameters()), "lr": recipe.lr}]
+    if start is not None:  # the last backbone stages learn with the blocks and head
+        groups.append({"params": model.unfreeze_last_stages(len(model.backbone) - start), "lr": recipe.finetune_lr})
+    opt = torch.optim.Adam(groups, weight_decay=recipe.weight_decay)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    best_state, best_score = copy.deepcopy(model.state_dict()), None
+    try:
+        for epoch in range(1, recipe.epochs + 1):
+            e0 = time.perf_counter()
+            model.train()
+            total_loss = correct = seen = 0.0
+            batches = epoch_batches(rng)
+            for i, b in enumerate(tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="step", leave=False, disable=None)):
+                if recipe.schedule == "cosine":
+                    progress = (epoch - 1 + i / max(1, len(batches))) / recipe.epochs
+                    for group, base in zip(opt.param_groups, base_lrs):
+                        group["lr"] = base * 0.5 * (1 + math.cos(math.pi * progress))
+                logits, y = forward(b)
+                loss = loss_fn(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total_loss += float(loss.detach()) * len(b)
+                correct += float((logits.argmax(1) == y).sum())
+                seen += len(b)
+            val_loss, val_acc = _val(model, val_feats, val_labels, nn.CrossEntropyLoss(), start)
+            entry = EpochLog(epoch, total_loss / max(seen, 1), correct / max(seen, 1), val_loss, val_acc,
+                             time.perf_counter() - e0)
+            result.history.append(entry)
+            log(entry)
+            # best: highest val accuracy, ties to lower val loss; without validation, the last epoch
+            key = (val_acc, -(val_loss or 0.0)) if val_acc is not None else (float(epoch), 0.0)
+            if best_score is None or key > best_score:
+                best_score, best_state, result.best_epoch = key, copy.deepcopy(model.state_dict()), epoch
+    except KeyboardInterrupt:
+        result.interrupted = True
+    model.load_state_dict(best_state)
+    model.eval()
+    return result
+
+
+def _finetune_backbone(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | None, recipe: Recipe,
+                       result: TrainResult, log: Callable[[EpochLog], None]) -> None:
+    """The opt-in second phase: unfreeze the last N backbone stages at a lower learning rate (BN stays frozen)."""
+    spec = recipe.preprocess()
+    aug = train_transform(spec, recipe.augment)
+    backbone_params = model.unfreeze_last_stages(recipe.finetune_backbone)
+    opt = torch.optim.Adam([
+        {"params": backbone_params, "lr": recipe.finetune_lr},
+        {"params": list(model.blocks.parameters()) + list(model.head.parameters()), "lr": recipe.finetune_lr},
+    ])
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    rng = random.Random(recipe.seed + 1)
+    labels = torch.tensor([s.label for s in train_set.samples])
+    bs = max(recipe.batch_size, 8)
+    for k in range(recipe.finetune_epochs):
+        e0 = time.perf_counter()
+        model.train()
+        tot = cor = seen = 0.0
+        for b in _step_batches(len(train_set), bs, rng):
+            x = torch.stack([aug(_load(train_set.samples[i].path, spec.size)) for i in b])
+            logits = model(x)
+            loss = loss_fn(logits, labels[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach()) * len(b)
+            cor += float((logits.argmax(1) == labels[b]).sum())
+            seen += len(b)
+        val_loss = val_acc = None
+        if val_set is not None and len(val_set):
+            feats = extract_features(model, eval_inputs(val_set, spec), spec.size, desc="validation features")
+            v_labels = torch.tensor([s.label for s in val_set.samples])
+            val_loss, val_acc = _val(model, feats, v_labels, nn.CrossEntropyLoss())
+        entry = EpochLog(recipe.epochs + k + 1, tot / max(seen, 1), cor / max(seen, 1), val_loss, val_acc, time.perf_counter() - e0)
+        result.history.append(entry)
+        log(entry)
+    model.freeze_backbone()
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature T minimising validation NLL of softmax(logits / T) (calibration)."""
+    if len(labels) == 0:
+        return 1.0
+    logits = logits.detach().float()
+    log_t = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+    nll = nn.CrossEntropyLoss()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nll(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    t = float(log_t.detach().exp())
+    return min(max(t, 0.05), 20.0) if math.isfinite(t) else 1.0
+
+
+def recipe_dict(recipe: Recipe) -> dict:
+    """Plain data for the model file."""
+    return asdict(recipe)
