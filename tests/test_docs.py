@@ -173,3 +173,14 @@ def test_environment_variables_in_the_docs_exist() -> None:
                                 "FOOTSORT_MODEL_BACKBONE_WEIGHTS": "b.pth"}).model.backbone_weights == "a.pth"
     assert "env FOOTSORT_BACKBONE_WEIGHTS" in CliRunner().invoke(main, ["config", "init"]).output or \
         "env FOOTSORT_BACKBONE_WEIGHTS" in config.paths.config_file().read_text()
+
+
+def test_the_architecture_page_names_every_module_and_only_real_ones() -> None:
+    """docs/architecture.md's table lists each module of each part, and nothing that does not exist."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    for row in re.finditer(r"^\| `footsort/(\w+)/` \|[^|]*\| (.*) \|$", text, re.M):
+        part, cell = row.group(1), row.group(2)
+        named = {m for m in re.findall(r"`(\w+)`", cell) if not m.startswith("footsort")}
+        modules = {p.stem for p in (REPO / "footsort" / part).glob("*.py") if p.stem != "__init__"}
+        assert named - modules == set(), f"{part}: named but missing"
+        assert modules - named == set(), f"{part}: modules the page does not name"
