@@ -52,6 +52,27 @@ def filesystem(uri: str):
         raise FootsortError(f"{uri}: unknown storage {scheme}:// ({exc})") from None
 
 
+def store_error(uri: str, exc: Exception) -> FootsortError:
+    """One line for an object store that said no: nothing there, access refused, or not reachable."""
+    if isinstance(exc, FootsortError):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return FootsortError(f"{uri} does not exist (no such bucket, prefix or object)")
+    hint = "check the store's credentials"
+    if uri.partition("://")[0] in ("s3", "s3a"):
+        hint += " (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ENDPOINT_URL for MinIO or another S3-compatible server)"
+    what = "access denied" if isinstance(exc, PermissionError) else "cannot be read"
+    return FootsortError(f"{uri}: {what} ({type(exc).__name__}: {exc}); {hint}")
+
+
+def check_remote(uri: str) -> None:
+    """Refuse a remote manifest, folder or prefix that is not there (one request), before any model loads."""
+    try:
+        filesystem(uri).info(uri)
+    except Exception as exc:  # botocore and friends raise their own types: each becomes one line
+        raise store_error(uri, exc) from None
+
+
 @dataclass(frozen=True)
 class Source:
     """SOURCE of `footsort bulk`, recognised."""
@@ -73,6 +94,7 @@ def parse_source(text: str, recursive: bool = False) -> Source:
     if lower.endswith((".parquet", ".csv")):
         kind: Kind = "parquet" if lower.endswith(".parquet") else "csv"
         if remote:
+            check_remote(text)
             return Source(text, kind, text.rsplit("/", 1)[0], recursive)
         path = Path(os.path.abspath(local_path(text).expanduser()))
         if path.is_dir() and kind == "parquet":  # a folder of Parquet parts is a manifest too
@@ -83,7 +105,7 @@ def parse_source(text: str, recursive: bool = False) -> Source:
     if any(c in GLOB_CHARS for c in text):
         return Source(text if remote else os.path.abspath(os.path.expanduser(text)), "glob", "", recursive)
     if remote:
-        filesystem(text)
+        check_remote(text)
         return Source(text.rstrip("/"), "folder", text.rstrip("/"), recursive)
     path = Path(os.path.abspath(local_path(text).expanduser()))
     if not path.is_dir():
@@ -115,15 +137,19 @@ def check_manifest_columns(columns: list[str], where: str) -> None:
 
 def _open(text: str, mode: str = "rb"):
     if is_remote(text):
-        return filesystem(text).open(text, mode)
+        try:
+            return filesystem(text).open(text, mode)
+        except Exception as exc:
+            raise store_error(text, exc) from None
     return open(text, mode, newline="" if "t" in mode else None)
 
 
 def _parquet_uris(source: Source) -> Iterator[str]:
     import pyarrow.parquet as pq
 
-    if not source.remote and Path(source.text).is_dir():
-        dataset = pq.ParquetDataset(source.text)
+    fs = filesystem(source.text) if source.remote else None
+    if fs.isdir(source.text) if fs is not None else Path(source.text).is_dir():  # Spark/Ray write folders of parts
+        dataset = pq.ParquetDataset(fs._strip_protocol(source.text) if fs is not None else source.text, filesystem=fs)
         check_manifest_columns(list(dataset.schema.names), source.text)
         for fragment in dataset.fragments:
             for batch in fragment.to_batches(columns=[URI_COLUMN]):
@@ -154,12 +180,15 @@ def _walk_local(root: Path, recursive: bool, outputs: frozenset[Path]) -> Iterat
 
 def _remote_listing(source: Source) -> Iterator[str]:
     fs = filesystem(source.text)
-    if source.kind == "glob":
-        found = fs.glob(source.text)
-    elif source.recursive:
-        found = fs.find(source.text)
-    else:
-        found = [e["name"] for e in fs.ls(source.text, detail=True) if e.get("type") != "directory"]
+    try:
+        if source.kind == "glob":
+            found = fs.glob(source.text)
+        elif source.recursive:
+            found = fs.find(source.text)
+        else:
+            found = [e["name"] for e in fs.ls(source.text, detail=True) if e.get("type") != "directory"]
+    except Exception as exc:  # listed on the driver before anything starts: one line, not a traceback
+        raise store_error(source.text, exc) from None
     for key in sorted(found):
         name = key.rsplit("/", 1)[-1]
         if is_image_name(Path(name)) and not name.startswith("."):
