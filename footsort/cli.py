@@ -84,19 +84,13 @@ def _with_log_flags(command: click.Command) -> None:
 
 
 def _register() -> None:
-    from footsort.commands import COMMAND_MODULES
+    """Add every command of every module in footsort.commands.COMMAND_MODULES to `footsort`."""
     import importlib
 
-    COMMAND_MODULES = (*COMMAND_MODULES, "ui_cmds")  # footsort ui: the review page (footsort/ui/)
-    COMMAND_MODULES = (*COMMAND_MODULES, "bulk_cmds")  # footsort bulk, apply: many photos, one process or Ray
+    from footsort.commands import COMMAND_MODULES
 
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"footsort.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command module not written yet
-            if exc.name == f"footsort.commands.{name}":
-                continue
-            raise
+        module = importlib.import_module(f"footsort.commands.{name}")
         for command in module.COMMANDS:
             _with_log_flags(command)
             main.add_command(command)

@@ -45,7 +45,6 @@ NS = {
     "digiKam": "http://www.digikam.org/ns/1.0/",
     "footsort": "http://ns.footsort.org/1.0/",
 }
-_PREFIXES = set(NS)
 _lock = threading.Lock()  # ElementTree's prefix registry is global
 
 

@@ -24,6 +24,32 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return home
 
 
+@pytest.fixture
+def fake_factory():
+    """For library calls that take a ClassifierFactory (`load=`): it gives the colour-reading fake."""
+    from fakes import colour_factory
+
+    return colour_factory
+
+
+@pytest.fixture
+def fake_cli(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """`footsort` run through CliRunner in this test gets the colour-reading fake as ctx.obj["classifier_factory"].
+
+    The object becomes the default ctx.obj of the `footsort` group (click's context_settings), which is what
+    `CliRunner().invoke(main, args, obj=fake_obj())` gives one call; a call passing its own obj includes this one
+    (`obj={**fake_cli, "platform": "linux"}`).
+    For footsort in another process, run tests/fake_footsort.py instead of `python -m footsort.cli`.
+    """
+    from fakes import fake_obj
+
+    from footsort.cli import main
+
+    obj = fake_obj()
+    monkeypatch.setitem(main.context_settings, "obj", obj)
+    return obj
+
+
 @pytest.fixture(scope="session")
 def shared_weights() -> Path:
     """The offline ImageNet MobileNetV2 weights in ../shared (required: CI has them)."""

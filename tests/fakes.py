@@ -42,6 +42,16 @@ class ColourClassifier:
         return out
 
 
+def colour_factory(cfg: object = None, model_path: Path | None = None, fuse: str = "now") -> ColourClassifier:
+    """A ClassifierFactory giving the colour-reading fake, whatever the settings (picklable: Ray actors call it too)."""
+    return ColourClassifier()
+
+
+def fake_obj() -> dict:
+    """The CLI context object under which every command gets the colour-reading fake instead of a real model."""
+    return {"classifier_factory": colour_factory}
+
+
 class RecordingHost:
     """A PluginHost that remembers every event."""
 

@@ -133,3 +133,37 @@ def test_every_state_file_goes_through_the_one_helper(tmp_path: Path, monkeypatc
     assert calls[0] == "m.safetensors" and calls[1] == "in_use.json" and calls[2].endswith(".safetensors")
     assert calls[3] == "memo.json" and len(calls) == 4
     assert not [p for p in [*tmp_path.rglob("*"), *paths.models_dir().iterdir()] if p.name.endswith(".tmp")]
+
+
+def test_replacing_yields_a_path_and_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> None:
+    target = tmp_path / "thumb.jpg"
+    with atomic.replacing(target) as tmp:
+        assert atomic.is_temp_name(tmp.name) and tmp.parent == tmp_path
+        tmp.write_bytes(b"one")
+    with pytest.raises(ValueError):
+        with atomic.replacing(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise ValueError("encoder failed")
+    assert target.read_bytes() == b"one" and os.listdir(tmp_path) == ["thumb.jpg"]
+
+
+def test_a_streamed_file_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    kept, dropped = atomic.Replacement(tmp_path / "plan.csv"), atomic.Replacement(tmp_path / "other.csv")
+    for target in (kept, dropped):
+        with open(target.tmp, "w", encoding="utf-8") as fh:
+            fh.write("source,destination\n")
+        assert not target.path.exists()
+    assert kept.commit().read_text(encoding="utf-8") == "source,destination\n"
+    dropped.discard()
+    assert os.listdir(tmp_path) == ["plan.csv"]
+    with pytest.raises(ValueError):
+        kept.commit()
+
+
+def test_a_long_write_still_at_work_is_never_taken_for_a_leftover(tmp_path: Path) -> None:
+    live = atomic.Replacement(tmp_path / "results.parquet")
+    live.tmp.write_bytes(b"rows so far")
+    _age(live.tmp, 7200)  # written for hours (a bulk run): old, but its writer holds the lock
+    atomic.write_text(tmp_path / "other.json", "{}")
+    assert live.tmp.exists()
+    assert live.commit().read_bytes() == b"rows so far"

@@ -67,8 +67,7 @@ EXPECTED_FAILED = {"truncated.jpg": "truncated", "zero.jpg": "empty", "text.jpg"
 
 
 @pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
+def fake_model(fake_cli: dict):
     yield
     logger.remove()
     logger.add(sys.stderr, level="WARNING")

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
+def fake_model(fake_cli: dict) -> None:
+    """Every command here gets the colour-reading fake model."""
 
 
 @pytest.fixture
@@ -245,3 +245,17 @@ def test_object_storage_photos_through_fsspec(photos: Path, tmp_path: Path) -> N
     assert "wrote a copy plan for 3 photo(s)" in result.output
     assert fs.ls("/bucket/in", detail=False) == ["/bucket/in/blue00.jpg", "/bucket/in/broken.jpg",
                                                  "/bucket/in/red00.jpg"]  # nothing moved in the store
+
+
+def test_a_callers_classifier_factory_is_what_each_ray_actor_calls(fake_factory) -> None:
+    from footsort.bulk.stages import FactorySource
+
+    asked = []
+
+    def factory(cfg, model_path=None, fuse="now"):
+        asked.append((cfg.model.device, model_path, fuse))
+        return fake_factory(cfg)
+
+    source = FactorySource(factory, config.load(), Path("m.safetensors"))
+    assert source.load(device="cpu", fuse="never").classes == ("sapatos", "tsinelas")
+    assert asked == [("cpu", Path("m.safetensors"), "never")]

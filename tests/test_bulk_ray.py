@@ -46,9 +46,8 @@ def by_name(rows):
     return {Path(r.uri).name: r for r in rows}
 
 
-def test_ray_bulk_gives_what_sort_and_the_local_engine_give(photos: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
+def test_ray_bulk_gives_what_sort_and_the_local_engine_give(photos: Path, tmp_path: Path, fake_cli: dict) -> None:
+    # the fake travels to the Ray actors as a pickled factory (bulk.stages.FactorySource); they import `fakes`
     result = cli("bulk", photos, "--out", tmp_path / "ray.parquet", "--engine", "ray", "--batch-size", "8")
     assert result.exit_code == 0, result.output
     assert "sorted 20 (sapatos 10, tsinelas 10); 5 to review; 4 failed" in result.output

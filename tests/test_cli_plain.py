@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -22,8 +21,7 @@ TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
+def fake_model(fake_cli: dict):
     yield
     logger.remove()  # the CLI pointed loguru at CliRunner's (now closed) stderr
     logger.add(sys.stderr, level="WARNING")
@@ -32,8 +30,7 @@ def fake_model(monkeypatch: pytest.MonkeyPatch):
 def test_review_without_a_terminal_says_so_and_names_the_other_way(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     write_image(inbox / "review" / "a.jpg", RED, 1)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "footsort.cli", "review", str(inbox)], env=env,
+    done = subprocess.run([sys.executable, str(TESTS / "fake_footsort.py"), "review", str(inbox)],  # the fake model
                           input=b"1\n", capture_output=True, timeout=120,
                           start_new_session=True)  # no controlling terminal, input piped in
     err = done.stderr.decode()

@@ -157,11 +157,10 @@ def test_a_crash_at_any_step_is_repaired(tmp_path: Path, monkeypatch: pytest.Mon
 # -- a real daemon, killed with SIGKILL ---------------------------------------------------------------
 
 def start_daemon(inbox: Path, home: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "FOOTSORT_HOME": str(home), "FOOTSORT_TEST_CLASSIFIER": "fakes:ColourClassifier",
-           "PYTHONPATH": f"{REPO / 'tests'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    with open(log, "ab") as err:
-        return subprocess.Popen([sys.executable, "-m", "footsort.cli", "watch", "--settle", "0.2", str(inbox)],
-                                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    env = {**os.environ, "FOOTSORT_HOME": str(home)}
+    with open(log, "ab") as err:  # footsort with the fake model (tests/fake_footsort.py)
+        return subprocess.Popen([sys.executable, str(REPO / "tests" / "fake_footsort.py"), "watch", "--settle", "0.2",
+                                 str(inbox)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
 
 def wait_until(check, timeout: float) -> bool:

@@ -150,12 +150,11 @@ def test_the_exit_summary_is_in_plain_words(tmp_path: Path, log_lines: list[str]
     assert "retry" not in stopped
 
 
-def test_footsort_watch_on_a_watched_inbox_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_footsort_watch_on_a_watched_inbox_is_one_line(tmp_path: Path, fake_cli: dict) -> None:
     from click.testing import CliRunner
 
     from footsort.cli import main
 
-    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
     inbox = tmp_path / "inbox"
     (inbox / "a.jpg").parent.mkdir()
     (inbox / "a.jpg").write_bytes(jpeg_bytes(RED, tag=1))

@@ -37,3 +37,15 @@ def test_stratified_split_is_seeded_and_per_class(tmp_path: Path) -> None:
     assert not {s.path for s in tr.samples} & {s.path for s in va.samples}
     assert stratified_split(data, 0.2, seed=3)[1] == va
     assert stratified_split(data, 0.2, seed=4)[1] != va
+
+
+def test_split_by_key_holds_out_a_share_of_every_group_and_never_all() -> None:
+    import random
+
+    from footsort.learning.datasets import split_by_key
+
+    items = [("a", i) for i in range(10)] + [("b", i) for i in range(2)] + [("c", 0)]
+    train, held = split_by_key(items, 0.2, random.Random(0), key=lambda it: it[0])
+    assert sorted(k for k, _ in held) == ["a", "a", "b"]  # 2 of 10; at least 1 of 2; none of a group of 1
+    assert sorted(train + held) == sorted(items)
+    assert split_by_key(items, 0.0, random.Random(0), key=lambda it: it[0])[1] == []

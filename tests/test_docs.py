@@ -98,11 +98,10 @@ def test_every_command_in_the_docs_parses(where: str, argv: list[str]) -> None:
         pytest.fail(f"{where}: footsort {' '.join(argv)} is rejected: {exc.format_message()}")
 
 
-def test_the_safe_commands_in_the_docs_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_safe_commands_in_the_docs_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_cli: dict) -> None:
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
     (home / "Pictures" / "inbox").mkdir(parents=True)
     ran = 0
     for where, argv in COMMANDS:
@@ -114,7 +113,7 @@ def test_the_safe_commands_in_the_docs_run(tmp_path: Path, monkeypatch: pytest.M
         if args[:2] == ["config", "init"] and "--force" not in args:
             (home / "cfg").mkdir(exist_ok=True)
             monkeypatch.setenv("FOOTSORT_CONFIG", str(home / "cfg" / f"{ran}.toml"))  # a fresh file each time
-        result = CliRunner().invoke(main, args, obj={"platform": "linux"}, catch_exceptions=False)
+        result = CliRunner().invoke(main, args, obj={**fake_cli, "platform": "linux"}, catch_exceptions=False)
         monkeypatch.delenv("FOOTSORT_CONFIG", raising=False)
         assert result.exit_code == 0, f"{where}: {result.output}"
         ran += 1
@@ -138,7 +137,7 @@ def test_the_doctor_example_matches_real_output(tmp_path: Path, monkeypatch: pyt
 
 
 def test_settings_blocks_show_real_keys_and_their_defaults(tmp_path: Path) -> None:
-    defaults = config.as_dict(config.Config())
+    defaults = dataclasses.asdict(config.Config())
     for doc in DOCS:
         for block in FENCE.finditer(doc.read_text(encoding="utf-8")):
             if block.group(2) != "toml":

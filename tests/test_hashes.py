@@ -27,3 +27,17 @@ def test_a_damaged_memo_is_said_and_rewritten(tmp_path: Path) -> None:
     hashes.save()
     assert json.loads(memo.read_text())[str(photo)][2] == file_hash(photo)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["memo.json", "p.jpg"]
+
+
+def test_one_hash_for_files_copies_and_blocks(tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    from footsort.sorting.hashes import CHUNK, digest
+
+    photo = tmp_path / "p.jpg"
+    data = bytes(range(256)) * (CHUNK // 256 + 3)  # more than one block
+    photo.write_bytes(data)
+    copy = io.BytesIO()
+    assert file_hash(photo, copy_to=copy) == file_hash(photo) == hashlib.sha256(data).hexdigest()
+    assert copy.getvalue() == data and digest([data[:10], data[10:]]) == file_hash(photo)

@@ -37,8 +37,7 @@ SECRETS = ("hunter2", "SECRETPATH123", "tok999", "alice")
 
 
 @pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
+def fake_model(fake_cli: dict) -> Iterator[None]:
     yield
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
@@ -57,7 +56,8 @@ def names(folder: Path) -> set[bytes]:
 
 
 def invoke(*args: str, obj: dict | None = None):
-    return CliRunner().invoke(main, list(args), obj=obj)
+    extra = {} if obj is None else {"obj": obj}  # no obj given: the fake model's (the fake_cli fixture)
+    return CliRunner().invoke(main, list(args), **extra)
 
 
 # -- 1. names that are not UTF-8 --------------------------------------------------------------------

@@ -110,3 +110,40 @@ def test_a_journal_that_cannot_be_written_stops_with_a_clear_error(tmp_path: Pat
     with pytest.raises(FootsortError, match="cannot write the journal .*journal.sqlite3"):
         j.begin("sort", tmp_path / "a.jpg", tmp_path / "t/a.jpg")
     j.close()
+
+
+def test_what_the_library_and_corrections_read(tmp_path: Path) -> None:
+    with Journal.open() as j:
+        model = Details("tsinelas", 0.9, {"tsinelas": 0.9, "sapatos": 0.1}, "v1")
+        a = j.begin("sort", tmp_path / "a.jpg", tmp_path / "lib/tsinelas/a.jpg", hash="ha", size=3, details=model)
+        j.finish(a, "done")
+        b = j.begin("review", tmp_path / "b.jpg", tmp_path / "lib/review/b.jpg", hash="hb", details=model)
+        j.finish(b, "done")
+        human = j.begin("sort", tmp_path / "lib/review/b.jpg", tmp_path / "lib/sapatos/b.jpg", hash="hb",
+                        details=Details("sapatos"))
+        j.finish(human, "done")
+        j.begin("sort", tmp_path / "c.jpg", tmp_path / "lib/tsinelas/c.jpg", hash="hc")  # pending: not placed
+        run = j.run
+    with Journal.open(readonly=True) as j:
+        assert [e.id for e in j.placed()] == [a, b, human]
+        assert set(j.placed_at([str(tmp_path / "lib/review/b.jpg"), str(tmp_path / "nowhere.jpg")])) == \
+            {str(tmp_path / "lib/review/b.jpg")}
+        assert {h: e.id for h, e in j.decided_by_model(["ha", "hb", "hc"]).items()} == {"ha": a, "hb": b}
+        assert [e.id for e in j.model_sorts("tsinelas", 5)] == [a] and j.model_sorts("sapatos", 5) == []
+        assert j.moved_by(run, tmp_path / "lib/sapatos/b.jpg") == human and j.moved_by("other", tmp_path) is None
+        assert j.get(a).details.probabilities == {"tsinelas": 0.9, "sapatos": 0.1}
+
+
+def test_peek_creates_nothing_and_reads_a_damaged_or_empty_journal_as_empty(tmp_path: Path) -> None:
+    with Journal.peek() as j:
+        assert j.recent() == [] and j.placed_at(["/x.jpg"]) == {}
+    assert not paths.journal_file().exists()
+    paths.journal_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.journal_file().write_bytes(b"")  # an empty file: no table yet
+    with Journal.open(readonly=True) as j:
+        assert j.placed() == []
+    paths.journal_file().write_bytes(b"this is not a database" * 100)
+    with Journal.peek() as j:
+        assert j.recent() == [] and j.moved_by("run", tmp_path) is None
+    with pytest.raises(FootsortError, match="damaged"):
+        Journal.open(readonly=True)

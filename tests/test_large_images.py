@@ -38,11 +38,11 @@ def test_max_pixels_is_a_config_key_with_a_floor() -> None:
         config.load(environ={"FOOTSORT_SORT_MAX_PIXELS": "10"})
 
 
-def test_a_photo_above_max_pixels_goes_to_failed_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_photo_above_max_pixels_goes_to_failed_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 fake_cli: dict) -> None:
     inbox = tmp_path / "inbox"
     big_png(inbox / "poster.png", (1500, 1000))
     write_image(inbox / "small.jpg", RED, 1)
-    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
     monkeypatch.setenv("FOOTSORT_SORT_MAX_PIXELS", "1000000")
     decoded: list[str] = []
     real = pl.load_rgb

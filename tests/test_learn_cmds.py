@@ -15,7 +15,6 @@ from footsort.model import registry
 from footsort.cli import main
 from footsort.commands.learn_cmds import COMMANDS
 from footsort.sorting.journal import Journal
-from footsort.sorting.pipeline import TEST_CLASSIFIER_ENV
 from tests.helpers_learn import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model
 
@@ -25,9 +24,8 @@ def invoke(*args: str, input: str | None = None):
 
 
 @pytest.fixture
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_model(fake_cli: dict) -> None:
     """Commands get the colour-reading fake instead of a real model (red: tsinelas, blue: sapatos)."""
-    monkeypatch.setenv(TEST_CLASSIFIER_ENV, "fakes:ColourClassifier")
 
 
 @pytest.fixture

@@ -24,8 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("FOOTSORT_TEST_CLASSIFIER", "fakes:ColourClassifier")
+def fake_model(fake_cli: dict):
     yield
     logger.remove()  # the CLI pointed loguru at CliRunner's (now closed) stderr
     logger.add(sys.stderr, level="WARNING")

@@ -53,3 +53,37 @@ def test_cached_mode_tunes_only_the_last_backbone_stages_and_keeps_batchnorm(tmp
     bn_keys = [k for k in before if k.rsplit(".", 1)[0] in batchnorms]
     assert bn_keys and all(torch.equal(before[k], after[k]) for k in bn_keys)
     assert not any(p.requires_grad for p in model.backbone.parameters()) and not model.backbone.training
+
+
+def test_cosine_schedule_steps_per_step_down_to_zero() -> None:
+    import math
+
+    from footsort.learning.trainer import cosine_schedule
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.4)
+    schedule = cosine_schedule(opt, steps_per_epoch=3, epochs=2)
+    seen = []
+    for _ in range(6):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    # what the hand-written loop set before each step: epoch e (from 0), step i of 3, progress (e + i / 3) / 2
+    assert seen == [0.4 * 0.5 * (1 + math.cos(math.pi * (e + i / 3) / 2)) for e in range(2) for i in range(3)]
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_paper_mode_decodes_in_worker_processes_and_repeats(tmp_path: Path) -> None:
+    from footsort.learning.trainer import image_loader, train
+    from tests.helpers_model import tiny_model
+
+    data = scan(make_image_folder(tmp_path / "d", per_class=3, size=64), ("sapatos", "tsinelas"))
+    recipe = Recipe(mode="paper", preset="lite", size=64, epochs=1, batch_size=2, lr=1e-2, augment="mild", workers=2)
+    assert image_loader(data.samples, recipe, recipe.batch_size, recipe.seed).num_workers == 2
+
+    def run() -> dict:
+        model = tiny_model()
+        train(model, data, None, recipe)
+        return model.state_dict()
+
+    first, second = run(), run()
+    assert all(torch.equal(first[k], second[k]) for k in first)

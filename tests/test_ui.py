@@ -25,7 +25,6 @@ from fakes import BLUE, MUDDY, RED, RecordingHost, write_image  # noqa: E402
 from footsort.learning import corrections  # noqa: E402
 from footsort.cli import main  # noqa: E402
 from footsort.sorting.journal import Journal  # noqa: E402
-from footsort.sorting.pipeline import TEST_CLASSIFIER_ENV  # noqa: E402
 from footsort.ui.library import Library  # noqa: E402
 from footsort.ui.server import CSRF_HEADER, Access, create_app  # noqa: E402
 from footsort.ui.service import ReviewService  # noqa: E402
@@ -40,9 +39,8 @@ def invoke(*args: object):
 
 
 @pytest.fixture
-def inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def inbox(tmp_path: Path, fake_cli: dict) -> Path:
     """`footsort sort` (fake model) has put red.jpg in tsinelas/, blue.jpg in sapatos/, muddy*.jpg in review/."""
-    monkeypatch.setenv(TEST_CLASSIFIER_ENV, "fakes:ColourClassifier")
     inbox = tmp_path / "inbox"
     write_image(inbox / "red.jpg", RED, 1)
     write_image(inbox / "blue.jpg", BLUE, 2)
@@ -279,8 +277,7 @@ def test_help_stays_light() -> None:
     assert "Example" in done.stdout and "--host" in done.stdout
 
 
-def test_ui_needs_an_existing_inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_CLASSIFIER_ENV, "fakes:ColourClassifier")
+def test_ui_needs_an_existing_inbox(tmp_path: Path, fake_cli: dict) -> None:
     result = invoke("ui", tmp_path / "nowhere")
     assert result.exit_code != 0 and "not a folder" in result.output
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Literal
 
 from footsort.bulk.manifest import is_remote, local_path
 from footsort.bulk.stages import Row
+from footsort.system import atomic
 from footsort.system.config import Config
 
 Done = Literal["sort", "review", "failed", "duplicate", "skip", "vanished", "error", "planned"]
@@ -61,16 +61,17 @@ class CopyPlan:
         self.path, self.cfg, self.output, self.dry_run = path, cfg, output, dry_run
         self.count = 0
         self._taken: set[str] = set()
-        self._tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+        self._target: atomic.Replacement | None = None
         self._file = None
         self._writer = None
 
     def add(self, row: Row) -> Applied:
+        """Plan the copy of one remote row's photo."""
         dest = copy_destination(row, self.cfg, self.output, self._taken)
         if not self.dry_run:
             if self._writer is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self._tmp, "w", newline="", encoding="utf-8")
+                self._target = atomic.Replacement(self.path)
+                self._file = open(self._target.tmp, "w", newline="", encoding="utf-8")
                 self._writer = csv.writer(self._file)
                 self._writer.writerow(self.FIELDS)
             self._writer.writerow([row.uri, dest, row.action, row.label,
@@ -79,12 +80,10 @@ class CopyPlan:
         return Applied(row.uri, "planned", dest, row.label)
 
     def close(self, keep: bool = True) -> None:
-        if self._file is not None:
+        """Put the plan in place whole (`keep`), or drop it."""
+        if self._file is not None and self._target is not None:
             self._file.close()
-            if keep:
-                os.replace(self._tmp, self.path)
-            else:
-                self._tmp.unlink(missing_ok=True)
+            self._target.close(keep)
 
 
 @dataclass
@@ -109,7 +108,7 @@ class Mover:
 
     def apply(self, row: Row) -> Applied:
         """Move one local photo (or say why not)."""
-        from footsort.sorting.sorter import file_hash
+        from footsort.sorting.hashes import file_hash
 
         path = Path(os.path.abspath(local_path(row.uri)))
         if row.action not in MOVED:
@@ -157,14 +156,9 @@ class Mover:
             return None
         if digest in self._dry_sorted:
             return self._dry_sorted[digest]
-        entry = self.journal.sorted_copy(digest) if self.journal is not None else None  # type: ignore[attr-defined]
-        if entry is None or entry.destination is None or entry.destination == path:
-            return None
-        try:
-            same = entry.size is None or os.lstat(entry.destination).st_size == entry.size
-        except OSError:
-            return None
-        return entry.destination if same else None
+        from footsort.sorting.sorter import earlier_copy
+
+        return earlier_copy(self.journal, digest, path)  # type: ignore[arg-type]
 
     def _move(self, row: Row, path: Path, action: Literal["sort", "review", "failed"], size: int | None,
               reason: str) -> Applied:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from footsort.bulk import local as local_engine
 from footsort.bulk.manifest import Source, iter_uris
 from footsort.bulk.results import ResultsWriter, require_pyarrow
-from footsort.bulk.stages import DecodeSpec, ModelFile, ModelSource, Predict, TestClassifier
+from footsort.bulk.stages import DecodeSpec, FactorySource, ModelFile, ModelSource, Predict
 from footsort.bulk.stats import Stats
-from footsort.system.config import Config
 from footsort.errors import FootsortError
+from footsort.system.config import Config
+
+if TYPE_CHECKING:
+    from footsort.model.prediction import ClassifierFactory
 
 Engine = Literal["local", "ray"]
 
@@ -42,8 +44,12 @@ def _outputs(job: BulkJob, cfg: Config, classes: tuple[str, ...]) -> frozenset[P
     return layout_for(Path(job.source.text), cfg, classes).outputs()
 
 
-def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None) -> Stats:
-    """Classify every photo of the source and write one results row per photo; what happened."""
+def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None, load: ClassifierFactory | None = None) -> Stats:
+    """Classify every photo of the source and write one results row per photo; what happened.
+
+    `load` builds the classifier (default: the model in use, or `model_path`); on Ray each actor calls it
+    itself, so it must pickle and import on the workers.
+    """
     from footsort.sorting.pipeline import load_classifier, policy_for
 
     require_pyarrow()
@@ -51,7 +57,7 @@ def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None) -> Stats
         from footsort.bulk.ray_engine import require_ray
 
         require_ray()  # before the model loads: a missing extra is said at once
-    classifier = load_classifier(cfg, model_path, fuse="background" if job.engine == "local" else "never")
+    classifier = (load or load_classifier)(cfg, model_path, "background" if job.engine == "local" else "never")
     classes = tuple(classifier.classes)
     policy = policy_for(cfg, classes)
     spec = DecodeSpec.of(classifier, cfg.sort.max_pixels, job.source.root)
@@ -69,27 +75,26 @@ def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None) -> Stats
                 for r in rows:
                     stats.count(r.action, r.label)
         else:
-            _run_ray(job, classifier, policy, spec, uris, writer, stats, cfg.model.device)
+            model = FactorySource(load, cfg, model_path) if load is not None else _model_file(classifier)
+            _run_ray(job, model, policy, spec, uris, writer, stats, cfg.model.device)
     return stats.finish()
 
 
-def _run_ray(job: BulkJob, classifier: object, policy, spec: DecodeSpec, uris, writer: ResultsWriter,
+def _model_file(classifier: object) -> ModelFile:
+    """The classifier's model file, whose bytes travel to the actors (workers need not see this disk)."""
+    path = getattr(classifier, "path", None)
+    if path is None:
+        raise FootsortError("--engine ray ships the model file to its workers, but this classifier has none; "
+                            "give --model FILE")
+    return ModelFile.read(path)
+
+
+def _run_ray(job: BulkJob, model: ModelSource, policy, spec: DecodeSpec, uris, writer: ResultsWriter,
              stats: Stats, device: str) -> None:
     import ray
 
     from footsort.bulk import ray_engine
 
-    from footsort.sorting.pipeline import TEST_CLASSIFIER_ENV
-
-    path = getattr(classifier, "path", None)
-    hook = os.environ.get(TEST_CLASSIFIER_ENV)
-    if hook:
-        model: ModelSource = TestClassifier(hook)
-    elif path is not None:
-        model = ModelFile.read(path)  # the bytes travel to the actors: workers need not see this disk
-    else:
-        raise FootsortError("--engine ray ships the model file to its workers, but this classifier has none; "
-                            "give --model FILE")
     started = ray_engine.connect(job.address)
     try:
         # the workers' hardware, not the driver's, decides: --device cpu keeps the model off their GPUs

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from footsort.bulk.manifest import filesystem, is_remote, local_path
 from footsort.bulk.stages import COLUMNS, Row, columns
 from footsort.errors import FootsortError
+from footsort.system import atomic
 
 INSTALL_BULK = "pip install 'footsort[bulk]'"
 
@@ -48,19 +48,23 @@ class ResultsWriter:
         self.count = 0
         if is_remote(out):
             self._file = filesystem(out).open(out, "wb")
-            self._tmp: Path | None = None
+            self._target: atomic.Replacement | None = None
             self._writer = pq.ParquetWriter(self._file, schema())
         else:
             final = Path(os.path.abspath(local_path(out).expanduser()))
             if final.is_dir():
                 raise FootsortError(f"--out {final} is a folder; give a file name, e.g. {final / 'results.parquet'}")
-            final.parent.mkdir(parents=True, exist_ok=True)
             self._file = None
-            self._tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
-            self._writer = pq.ParquetWriter(str(self._tmp), schema())
+            self._target = atomic.Replacement(final)
+            try:
+                self._writer = pq.ParquetWriter(str(self._target.tmp), schema())
+            except BaseException:
+                self._target.discard()
+                raise
             self.out = str(final)
 
     def write(self, rows: Sequence[Row]) -> None:
+        """Append rows."""
         if rows:
             self.write_table(table(rows))
 
@@ -70,14 +74,12 @@ class ResultsWriter:
         self.count += t.num_rows
 
     def close(self, keep: bool = True) -> None:
+        """Finish the file: a local one is put in place whole (`keep`) or dropped."""
         self._writer.close()
         if self._file is not None:
             self._file.close()
-        if self._tmp is not None:
-            if keep:
-                os.replace(self._tmp, self.out)
-            else:
-                self._tmp.unlink(missing_ok=True)
+        if self._target is not None:
+            self._target.close(keep)
 
     def __enter__(self) -> "ResultsWriter":
         return self

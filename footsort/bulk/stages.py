@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol, Sequence
 
 from PIL import Image
 
 from footsort.bulk.manifest import readable, resolve
 from footsort.sorting.decide import Policy, Review, decide
+
+if TYPE_CHECKING:
+    from footsort.model.prediction import ClassifierFactory
+    from footsort.system.config import Config
 
 Action = Literal["sort", "review", "failed", "error"]  # error: the model failed on the batch (file left alone)
 COLUMNS = ("uri", "label", "confidence", "action", "reason", "error", "model_version", "content_hash",
@@ -68,6 +72,8 @@ def decode(uri: str, spec: DecodeSpec) -> Decoded:
             loaded = load(Item(path, Layout(path.parent, ())), spec.min_side,
                           spec.prepare if spec.size and spec.fit else None, spec.max_pixels)
             local = str(path)
+    except FileNotFoundError:  # an object-store key that is not there: worded as a missing local file
+        return Decoded(uri, error=f"{uri}: file not found")
     except Exception as exc:  # a store that refuses, a network error: a row with an error, not a failed job
         return Decoded(uri, error=f"{uri}: cannot be read ({type(exc).__name__}: {exc})")
     if loaded.vanished:
@@ -178,13 +184,14 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
-class TestClassifier:
-    """Tests only: the fake named by FOOTSORT_TEST_CLASSIFIER ("module:Class"), built in each actor."""
+class FactorySource:
+    """A caller's classifier factory, shipped to Ray actors, each of which calls it (it must pickle and import there)."""
 
-    spec: str
+    factory: ClassifierFactory
+    cfg: Config
+    model_path: Path | None = None
 
     def load(self, device: str = "auto", fuse: str = "now") -> object:
-        import importlib
-
-        module, _, name = self.spec.partition(":")
-        return getattr(importlib.import_module(module), name)()
+        """The factory's classifier, on `device`."""
+        cfg = replace(self.cfg, model=replace(self.cfg.model, device=device))  # type: ignore[arg-type]
+        return self.factory(cfg, self.model_path, fuse)

@@ -2,52 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 import click
 
+from footsort.commands.options import (device_option, injected_factory, load_config, model_option, open_journal,
+                                       plugin_host, quiet_logs)
 from footsort.errors import FootsortError
 from footsort.system.safe_text import printable as _p
-
-
-def _config(threshold: float | None = None, device: str | None = None, output: Path | None = None):
-    """Settings with the flags on top (the same keys `footsort sort` takes)."""
-    from footsort.system import config
-
-    return config.load(overrides={"sort": {"threshold": threshold, "output": str(output) if output else None},
-                                  "model": {"device": device}})
-
-
-def _open_journal(dry_run: bool):
-    """The journal `footsort sort` writes (read-only for a dry run), after repairing what a crash left."""
-    from footsort.sorting.journal import Journal
-    from footsort.sorting.sorter import recover
-
-    journal = Journal.open(readonly=dry_run)
-    if not dry_run:
-        recover(journal)
-    return journal
-
-
-def _host(cfg):
-    """The plugins named in the config, as `footsort sort` starts them."""
-    from footsort.plugins.host import PluginHost
-
-    return PluginHost.from_config(cfg)
-
-
-def _quiet_logs(ctx: click.Context) -> bool:
-    """Unless -v: no log line per photo (a summary instead); warnings still show. True when quieted."""
-    from footsort.system import logs
-
-    opts = dict((ctx.find_root().obj or {}).get("log", {}))
-    if opts.get("verbose"):
-        return False
-    logs.setup(**{**opts, "quiet": True})
-    return True
 
 
 @click.command("bulk")
@@ -56,10 +20,8 @@ def _quiet_logs(ctx: click.Context) -> bool:
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: one process, no Ray; ray: Ray Data, on a local Ray or the cluster at --address.")
 @click.option("--address", default=None, help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local Ray.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Model file (default: the model in use, else the shipped one).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
-              help="Where the model runs (default auto: GPUs when there are any).")
+@model_option
+@device_option()
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Confidence needed to sort; below it the action is review (default 0.90).")
 @click.option("--recursive", is_flag=True, help="SOURCE is a folder: include its subfolders.")
@@ -91,17 +53,11 @@ def bulk(ctx: click.Context, source: str, out: str, engine: str, address: str | 
 
     if address and engine != "ray":
         raise FootsortError("--address joins a Ray cluster: add --engine ray")
-    cfg = _config(threshold, device)
+    cfg = load_config(threshold=threshold, device=device)
     job = BulkJob(parse_source(source, recursive), out, engine, address,  # type: ignore[arg-type]
                   batch_size, workers, actors, progress=sys.stderr.isatty())
-    quieted = _quiet_logs(ctx)
-    try:
-        stats = run_bulk(job, cfg, model_path)
-    finally:
-        if quieted:
-            from footsort.system import logs
-
-            logs.setup(**dict((ctx.find_root().obj or {}).get("log", {})))
+    with quiet_logs(ctx):  # a summary instead of a log line per photo
+        stats = run_bulk(job, cfg, model_path, load=injected_factory())
     click.echo(f"{_p(out)}: to apply: {stats.summary()}")
     if stats.stages:
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in stats.stages.items())
@@ -138,32 +94,28 @@ def apply_cmd(ctx: click.Context, results: str, dry_run: bool, output: Path | No
     from footsort.bulk.results import read_rows
     from footsort.sorting.sorter import Sorter
 
-    cfg = _config(output=output)
+    cfg = load_config(output=output)
     plan = CopyPlan(plan_path or default_plan_path(results), cfg, plan_prefix, dry_run)
     batches = read_rows(results)
     first = next(batches, None)  # a missing or foreign results file is said before the journal opens
-    journal = _open_journal(dry_run)
-    host = _host(cfg)
+    journal = open_journal(dry_run)
+    host = plugin_host(cfg)
     counts: Counter[str] = Counter()
     labels: Counter[str] = Counter()
-    quieted = _quiet_logs(ctx)
-    try:
-        mover = Mover(cfg, Sorter(journal, dry_run=dry_run), journal, host)
-        for done in apply_rows(_chain(first, batches) if first is not None else iter(()), mover, plan):
-            counts[done.action] += 1
-            if done.action == "sort":
-                labels[done.label] += 1
-            if dry_run or done.action in ("skip", "error", "vanished"):
-                where = f" -> {_p(done.destination)}" if done.destination else ""
-                click.echo(f"{done.action:<9} {_p(done.uri)}{where}" + (f"  [{_p(done.reason)}]" if done.reason else ""),
-                           err=not dry_run)
-    finally:
-        host.close()
-        journal.close()
-        if quieted:
-            from footsort.system import logs
-
-            logs.setup(**dict((ctx.find_root().obj or {}).get("log", {})))
+    with quiet_logs(ctx):
+        try:
+            mover = Mover(cfg, Sorter(journal, dry_run=dry_run), journal, host)
+            for done in apply_rows(_chain(first, batches) if first is not None else iter(()), mover, plan):
+                counts[done.action] += 1
+                if done.action == "sort":
+                    labels[done.label] += 1
+                if dry_run or done.action in ("skip", "error", "vanished"):
+                    where = f" -> {_p(done.destination)}" if done.destination else ""
+                    click.echo(f"{done.action:<9} {_p(done.uri)}{where}"
+                               + (f"  [{_p(done.reason)}]" if done.reason else ""), err=not dry_run)
+        finally:
+            host.close()
+            journal.close()
     from footsort.sorting.pipeline import summary
 
     planned = counts.pop("planned", 0)

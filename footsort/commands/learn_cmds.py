@@ -1,6 +1,7 @@
 """`footsort retrain`, `review`, `corrections`, `models`: the person's fixes flow back into the model.
 
-Heavy imports (torch) happen inside the commands so that `--help` stays fast.
+The flows live in the library (footsort.learning.retraining, .review, .versions); these commands parse,
+call them and print. Heavy imports (torch) happen inside the commands so that `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -13,56 +14,22 @@ from typing import Any, Sequence
 
 import click
 
+from footsort.commands.options import device_option, load_classifier, load_config, model_classes, plugin_host
 from footsort.errors import FootsortError
 from footsort.system.safe_text import printable
+from footsort.system.progress import progress
 
-DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
 LIBRARIES = click.argument("libraries", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
 
 
-def _config(device: str | None = None):
-    from footsort.system import config
-
-    return config.load(overrides={"model": {"device": device}})
-
-
-def _host(cfg):
-    from footsort.plugins.host import PluginHost
-
-    return PluginHost.from_config(cfg)
-
-
-def _classes(cfg) -> tuple[str, ...]:
-    """The classes of the model in use, from the model versions (read from its file's metadata: no torch)."""
-    from footsort.model import registry
-    from footsort.model.checkpoint import read_metadata
-    from footsort.sorting.pipeline import TEST_CLASSIFIER_ENV, load_classifier
-
-    if os.environ.get(TEST_CLASSIFIER_ENV):
-        return tuple(load_classifier(cfg).classes)
-    return tuple(read_metadata(registry.in_use_path()).classes)
-
-
-def _roots(libraries: Sequence[Path], cfg, history) -> list[Path]:
-    from footsort.learning.corrections import library_roots
-
-    roots = library_roots(libraries, history, cfg.sort.output)
-    for r in roots:
-        if not r.is_dir():
-            raise FootsortError(f"library {r} is not a folder; give the folder that holds your class folders "
-                                "(e.g. ~/Pictures/inbox, which holds tsinelas/ and sapatos/)")
-    return roots
-
-
-def _find(libraries: Sequence[Path], cfg, classes: Sequence[str], history=None):
+def _find(libraries: Sequence[Path], cfg, classes: Sequence[str]):
     """Corrections and labelled examples in the libraries (a progress bar while hashing)."""
-    from footsort.learning import corrections
+    from footsort.learning import retraining
 
-    history = corrections.read_history() if history is None else history
-    roots = _roots(libraries, cfg, history)
-    listed = corrections.library_files(roots, classes)
-    with click.progressbar(length=len(listed), label="reading class folders", file=sys.stderr) as bar:
-        return corrections.scan(roots, classes, history=history, listed=listed, tick=bar.update)
+    def bar(total: int):
+        return progress(total, "reading class folders")
+
+    return retraining.find(libraries, cfg, classes, progress=bar)
 
 
 def _pairs_text(findings) -> str:
@@ -89,9 +56,9 @@ def corrections_cmd(libraries: tuple[Path, ...], as_json: bool) -> None:
     """
     from footsort.learning import corrections
 
-    cfg = _config()
-    findings = _find(libraries, cfg, _classes(cfg))
-    host = _host(cfg)
+    cfg = load_config()
+    findings = _find(libraries, cfg, model_classes(cfg))
+    host = plugin_host(cfg)
     try:
         corrections.announce(findings.corrections, host)
     finally:
@@ -138,7 +105,7 @@ def corrections_cmd(libraries: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--val-split", type=click.FloatRange(0, 0.9), default=0.2, show_default=True,
               help="Stratified share held out (corrections included) to compare the new and current model.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=DEVICE, default=None, help="Where to train (default: auto = GPU if any).")
+@device_option("Where to train (default: auto = GPU if any).")
 @click.option("--no-cache", is_flag=True, help="Recompute backbone features instead of using the feature cache.")
 @click.option("--force", is_flag=True, help="Promote the new model even when it is not as good.")
 @click.option("--keep", is_flag=True, help="Store the new model as a version even when it is not promoted.")
@@ -157,42 +124,31 @@ def retrain(libraries: tuple[Path, ...], data_dir: Path | None, device: str | No
       footsort retrain --dry-run
       footsort retrain ~/Pictures/inbox --epochs 8 --data ~/labelled
     """
-    from footsort.learning import corrections
-    from footsort.learning.retrain import NothingToLearn, Options, make_plan
+    from footsort.learning import retraining
+    from footsort.learning.retrain import Options
 
-    cfg = _config(device)
-    classes = _classes(cfg)
+    cfg = load_config(device=device)
+    classes = model_classes(cfg)
     if cfg.model.path:
         click.echo(f"note: [model] path pins {cfg.model.path}; retrain starts from and promotes into the model "
                    "versions (`footsort models list`), which commands use only once that setting is cleared", err=True)
-    history = corrections.read_history()
-    findings = _find(libraries, cfg, classes, history)
+    findings = _find(libraries, cfg, classes)
     options = Options(cache=not no_cache, **knobs)
-    extra = _extra_items(data_dir, classes) if data_dir else []
-    try:
-        plan = make_plan(findings, classes, options, extra, str(data_dir or ""))
-    except NothingToLearn:
-        where = ", ".join(map(str, findings.roots)) or "no library (sort some photos first, or name the folder)"
-        raise FootsortError(f"nothing to learn from in {where}: no corrections and no photos added by hand. Move "
-                            "wrongly sorted photos to the right class folder (or run `footsort review`), or pass "
-                            "--data DIR") from None
+    plan = retraining.plan(findings, classes, options, data_dir)
     _show_plan(plan, findings, verbose=dry_run)
     if dry_run:
         click.echo("dry run: nothing trained")
         return
-    _run_retrain(plan, options, cfg, findings)
 
+    def log(e) -> None:
+        click.echo(f"epoch {e.epoch}: train loss {e.train_loss:.4f} acc {e.train_acc:.4f} ({e.seconds:.1f} s)", err=True)
 
-def _extra_items(data_dir: Path, classes: Sequence[str]) -> list:
-    from footsort.learning.datasets import scan
-    from footsort.sorting.hashes import ContentHashes
-    from footsort.learning.retrain import TrainItem
-
-    data = scan(data_dir, classes)
-    hashes = ContentHashes.open()
-    digests = hashes.many(s.path for s in data.samples)
-    hashes.save()
-    return [TrainItem(s.path, digests[s.path], data.classes[s.label], "data") for s in data.samples if s.path in digests]
+    host = plugin_host(cfg)
+    try:
+        result = retraining.run(plan, options, findings, host, device=cfg.model.device, log=log)
+    finally:
+        host.close()
+    _show_result(result)
 
 
 def _show_plan(plan, findings, verbose: bool) -> None:
@@ -219,24 +175,7 @@ def _show_plan(plan, findings, verbose: bool) -> None:
             click.echo(f"  val   {it.kind:<10} {it.label:<10} {printable(it.path)}")
 
 
-def _run_retrain(plan, options, cfg, findings) -> None:
-    from footsort.learning import corrections
-    from footsort.learning.feature_cache import FeatureCache
-    from footsort.learning.retrain import finish, retrain as run
-
-    def log(e) -> None:
-        click.echo(f"epoch {e.epoch}: train loss {e.train_loss:.4f} acc {e.train_acc:.4f} ({e.seconds:.1f} s)", err=True)
-
-    cache = FeatureCache() if options.cache else None
-    host = _host(cfg)
-    try:
-        corrections.announce(findings.corrections, host)
-        result = run(plan, options, device=cfg.model.device, cache=cache, log=log)
-        result = finish(result, host, keep=options.keep)
-    finally:
-        host.close()
-    if cache is not None:
-        cache.prune()
+def _show_result(result) -> None:
     for p in result.skipped:
         click.echo(f"skipped unreadable {printable(p)}", err=True)
     s = result.seconds
@@ -258,17 +197,6 @@ def _run_retrain(plan, options, cfg, findings) -> None:
 
 # -- footsort review ------------------------------------------------------------------------------------
 
-def class_keys(classes: Sequence[str]) -> dict[str, str]:
-    """One key per class: 1, 2, ... (letters would clash with o/s/q)."""
-    return {str(i + 1): c for i, c in enumerate(classes[:9])}
-
-
-def _said(history, content: str):
-    """The model's latest recorded prediction for this content, or None."""
-    rows = [d for d in history.get(content, ()) if d.by_model and d.probabilities]
-    return rows[-1] if rows else None
-
-
 @click.command()
 @LIBRARIES
 @click.option("--dry-run", is_flag=True, help="Ask, but only say where files would go.")
@@ -284,77 +212,58 @@ def review(libraries: tuple[Path, ...], dry_run: bool) -> None:
       footsort review
       footsort review ~/Pictures/inbox
     """
-    from footsort.learning import corrections
-    from footsort.sorting.journal import Details, Journal
-    from footsort.sorting.sorter import Move, Sorter, Vanished, file_hash
+    from footsort.learning import corrections, retraining
+    from footsort.learning import review as reviewing
+    from footsort.sorting.journal import Journal
+    from footsort.sorting.labelling import class_keys
+    from footsort.sorting.sorter import Sorter, Vanished, file_hash
 
     _need_a_terminal()
-    cfg = _config()
-    classes = _classes(cfg)
+    cfg = load_config()
+    classes = model_classes(cfg)
     history = corrections.read_history()
-    roots = _roots(libraries, cfg, history)
-    queue = [(root, p) for root in roots for p in _review_files(root / cfg.sort.review_folder)]
+    roots = retraining.libraries(libraries, cfg, history)
+    queue = reviewing.waiting(roots, cfg.sort.review_folder)
     if not queue:
         click.echo("nothing to review" + ("" if roots else ": no library found (name the folder, e.g. footsort review ~/inbox)"))
         return
     keys = class_keys(classes)
     menu = "  ".join(f"[{k}] {c}" for k, c in keys.items()) + "  [o]pen  [s]kip  [q]uit"
-    clf = None
+    guesses = reviewing.Guesses(history, lambda: load_classifier(cfg))
     journal = Journal.open(readonly=dry_run)
-    host = _host(cfg)
+    host = plugin_host(cfg)
     labelled = skipped = 0
     try:
         sorter = Sorter(journal, dry_run=dry_run)
-        for n, (root, path) in enumerate(queue, 1):
+        for n, photo in enumerate(queue, 1):
             try:
-                content = file_hash(path)
+                content = file_hash(photo.path)
             except OSError:
-                click.echo(f"[{n}/{len(queue)}] {printable(path)}: gone, skipped")
+                click.echo(f"[{n}/{len(queue)}] {printable(photo.path)}: gone, skipped")
                 continue
-            said = _said(history, content)
-            click.echo(f"\n[{n}/{len(queue)}] {printable(path)}")
-            if said is not None:
-                probs = said.probabilities
-                version = said.model_version
-            else:
-                clf = clf or _load_for_review(cfg)
-                pred = _predict(clf, path)
-                probs, version = (pred.probabilities, pred.model_version) if pred else ({}, "")
-            top = sorted(probs.items(), key=lambda kv: -kv[1])
-            if top:
-                click.echo(f"  model {version or '?'}: " + ", ".join(f"{c} {p:.2f}" for c, p in top))
-            choice = _ask(menu, keys, path)
+            click.echo(f"\n[{n}/{len(queue)}] {printable(photo.path)}")
+            said = guesses.of(photo.path, content)
+            if said is not None and said.probabilities:
+                click.echo(f"  model {said.model_version or '?'}: "
+                           + ", ".join(f"{c} {p:.2f}" for c, p in said.ranked()))
+            choice = _ask(menu, keys, photo.path)
             if choice == "q":
                 break
             if choice == "s":
                 skipped += 1
                 continue
-            guess = top[0][0] if top else ""
-            details = Details(label=choice, probabilities=dict(probs), model_version=corrections.HUMAN,
-                              reason=f"labelled by hand in footsort review (the model said {guess or 'nothing'}"
-                                     + (f" {top[0][1]:.2f})" if top else ")"))
             try:
-                dest = sorter.move(Move(path, root / choice, "sort", content, path.stat().st_size, details))
+                dest = reviewing.label(sorter, photo, content, choice, said, host)
             except (Vanished, FileNotFoundError):
                 click.echo("  gone before it could be moved")
                 continue
             click.echo(f"  {'would move' if dry_run else 'moved'} to {printable(dest)}")
             labelled += 1
-            if not dry_run:
-                corrections.announce([corrections.Correction(dest, content, corrections.REVIEW, choice, guess)], host)
     finally:
         host.close()
         journal.close()
     click.echo(f"\nlabelled {labelled}, skipped {skipped}" + (" (dry run: nothing moved)" if dry_run else "")
                + ("; run `footsort retrain` to learn from them" if labelled and not dry_run else ""))
-
-
-def _review_files(folder: Path) -> list[Path]:
-    from footsort.model.imaging import is_image_name
-
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_name(p))
 
 
 NO_TERMINAL = (
@@ -402,22 +311,6 @@ def _ask(menu: str, keys: dict[str, str], path: Path) -> str:
         click.echo(f"  unknown key {key!r}")
 
 
-def _load_for_review(cfg):
-    from footsort.sorting.pipeline import load_classifier
-
-    return load_classifier(cfg)
-
-
-def _predict(clf, path: Path):
-    from footsort.errors import UnreadableImage
-    from footsort.model.imaging import load_rgb
-
-    try:
-        return clf.predict_images([load_rgb(path, min_side=getattr(clf, "input_size", None))])[0]
-    except UnreadableImage:
-        return None
-
-
 # -- footsort models ------------------------------------------------------------------------------------
 
 @click.group()
@@ -432,13 +325,11 @@ def models() -> None:
     """
 
 
-def _tell_plugins(version: str, previous: str) -> None:
-    from footsort.plugins import events
-    from footsort.model import registry
-
-    host = _host(_config())
+def _tell_plugins(event) -> None:
+    """Emit one event to the plugins named in the config."""
+    host = plugin_host(load_config())
     try:
-        host.emit(events.ModelPromoted(version, registry.in_use_path(), previous))
+        host.emit(event)
     finally:
         host.close()
 
@@ -517,13 +408,13 @@ def models_use(version: str) -> None:
     Example:
       footsort models use 20261123-193000-1a2b3c
     """
-    from footsort.model import registry
+    from footsort.learning import versions
 
-    previous = registry.current_version()
-    registry.use(version)
-    if registry.current_version() != previous:  # `default` is stored as ''
-        _tell_plugins(registry.current_version(), previous)
-    click.echo(f"model {version} is now in use (was {previous or 'default'}); a running daemon switches before its next batch")
+    switch = versions.use(version)
+    if versions.changed(switch):  # `default` is stored as ''
+        _tell_plugins(switch)
+    click.echo(f"model {version} is now in use (was {switch.previous or 'default'}); a running daemon switches before "
+               "its next batch")
 
 
 @models.command("rollback")
@@ -534,12 +425,11 @@ def models_rollback() -> None:
     Example:
       footsort models rollback
     """
-    from footsort.model import registry
+    from footsort.learning import versions
 
-    previous = registry.current_version()
-    now = registry.rollback()
-    _tell_plugins(now, previous)
-    click.echo(f"model {now or 'default'} is now in use (was {previous or 'default'})")
+    switch = versions.rollback()
+    _tell_plugins(switch)
+    click.echo(f"model {switch.version or 'default'} is now in use (was {switch.previous or 'default'})")
 
 
 COMMANDS = [retrain, review, corrections_cmd, models]

@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from footsort.commands.sort_cmds import ENGINE
+from footsort.commands.options import (FUSE_FROM, device_option, engine_option, load_classifier, load_config,
+                                       model_option)
 from footsort.errors import FootsortError
 from footsort.system.safe_text import printable
+from footsort.system.progress import progress
 
 
-def _load_classifier(model: str | None, device: str, images: int = 1000, engine: str | None = "torch"):
-    from footsort.system import config
-    from footsort.commands.sort_cmds import FUSE_FROM
-    from footsort.model.engine import load_classifier
-
-    cfg = config.load(overrides={"model": {"path": model, "device": device, "engine": engine}})
+def _classifier(model_path: Path | None, device: str | None, images: int = 1000, engine: str | None = "torch"):
+    cfg = load_config(device=device, engine=engine)
     # fusing the graph costs about 0.6 s: worth it only over a few dozen photos
-    return load_classifier(cfg.model.path or None, cfg.model.engine, cfg.model.device,
-                           fuse="now" if images >= FUSE_FROM else "never")
+    return load_classifier(cfg, model_path, fuse="now" if images >= FUSE_FROM else "never")
 
 
 @click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "model", type=click.Path(path_type=Path), help="Model file (default: the model in use).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None, help="Where to run.")
+@model_option
+@device_option()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@ENGINE
-def classify(images: tuple[Path, ...], model: Path | None, device: str | None, as_json: bool,
+@engine_option
+def classify(images: tuple[Path, ...], model_path: Path | None, device: str | None, as_json: bool,
              engine: str | None) -> None:
     """Print the label and confidence of each image.
 
@@ -41,7 +37,7 @@ def classify(images: tuple[Path, ...], model: Path | None, device: str | None, a
     """
     from footsort.errors import UnreadableImage
 
-    clf = _load_classifier(str(model) if model else None, device, images=len(images), engine=engine)
+    clf = _classifier(model_path, device, images=len(images), engine=engine)
     failed = 0
     for path, result in clf.iter_paths(list(images)):
         if isinstance(result, UnreadableImage):
@@ -63,15 +59,15 @@ def classify(images: tuple[Path, ...], model: Path | None, device: str | None, a
 
 @click.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
-@click.option("--model", "model", type=click.Path(path_type=Path), help="Model file (default: the model in use).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None, help="Where to run.")
+@model_option
+@device_option()
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--batch-size", default=16, show_default=True, help="Images per forward pass.")
 @click.option("--target-precision", type=click.FloatRange(0.5, 1.0), default=0.95, show_default=True,
               help="Report the lowest threshold whose automatically sorted photos are right this often.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for metrics.json, reliability.png, risk_coverage.png and confusion.png.")
-def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bool, batch_size: int,
+def evaluate(data_dir: Path, model_path: Path | None, device: str | None, as_json: bool, batch_size: int,
              target_precision: float, report_dir: Path | None) -> None:
     """Score a model on a labelled folder DATA_DIR/<class>/<images>.
 
@@ -88,9 +84,9 @@ def evaluate(data_dir: Path, model: Path | None, device: str | None, as_json: bo
     from footsort.learning.datasets import scan
     from footsort.learning.evaluation import evaluate as run_eval
 
-    clf = _load_classifier(str(model) if model else None, device)
+    clf = _classifier(model_path, device)
     data = scan(data_dir, clf.classes)
-    with click.progressbar(length=len(data), label="evaluating", file=sys.stderr) as bar:
+    with progress(len(data), "evaluating") as bar:
         result = run_eval(clf, data, batch_size=batch_size, tick=bar.update)
     for path, reason in result.unreadable:
         click.echo(f"warning: skipped {reason}", err=True)
@@ -152,7 +148,7 @@ def _write_eval_report(folder: Path, result, confidence: dict, target: float) ->
 @click.option("--fit", type=click.Choice(["crop", "pad", "squash"]), default="crop", show_default=True,
               help="Eval resize: crop (Resize+CenterCrop, the paper), pad (whole image), squash.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=int, default=0, show_default=True, help="Threads decoding and augmenting images.")
+@click.option("--workers", type=int, default=0, show_default=True, help="Paper mode: processes decoding and augmenting images (0: in this process).")
 @click.option("--mode", type=click.Choice(["paper", "cached"]), default="paper", show_default=True,
               help="paper: every step runs the backbone; cached: backbone features of --views augmented views computed once (much faster).")
 @click.option("--views", type=int, default=4, show_default=True, help="cached mode: augmented views per image.")
@@ -187,11 +183,10 @@ def train(data_dir: Path, val_dir: Path | None, val_split: float, output: Path |
           --image-size 224 --fit pad --augment mild --synth 0.5 --finetune-backbone 5 --finetune-lr 1e-4 \\
           --batch-size 64 --lr 1e-3 --schedule cosine --weight-decay 1e-4 --label-smoothing 0.1 --epochs 12 --use
     """
-    from footsort.system import config
     from footsort.learning import training
     from footsort.learning.trainer import Recipe
 
-    cfg = config.load(overrides={"model": {"backbone_weights": str(backbone_weights) if backbone_weights else None}})
+    cfg = load_config(backbone_weights=backbone_weights)
     recipe = Recipe(size=kw.pop("image_size"), **kw)
     if recipe.mode == "paper" and recipe.synth:
         raise FootsortError("--synth needs --mode cached")

@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import click
 
+from footsort.commands.options import (FUSE_FROM, device_option, engine_option, injected_factory, load_classifier,
+                                       load_config, model_option, open_journal, plugin_host, quiet_logs)
 from footsort.errors import FootsortError
 from footsort.system.safe_text import printable as _p
-
-DEVICE = click.Choice(["auto", "cpu", "cuda", "mps"])
-ENGINE = click.option("--engine", type=click.Choice(["auto", "onnx", "torch"]), default=None,
-                      help="What runs the model (default: auto = onnxruntime when installed, else torch).")
-FUSE_FROM = 40  # photos; below this the eager graph finishes before fusing (about 0.6 s of CPU) pays back
-
-
-def _model_options(f):
-    f = click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Model file to use (default: the model in use, else the shipped one).")(f)
-    f = click.option("--device", type=DEVICE, default=None, help="Where the model runs (default: auto = GPU if any).")(f)
-    return ENGINE(f)
+from footsort.system.progress import progress
 
 
 def _sort_options(f):
@@ -36,18 +26,7 @@ def _sort_options(f):
                      help="Library root for tsinelas/ sapatos/ review/ failed/ (default: inside each inbox).")(f)
     f = click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
                      help="Confidence needed to sort; below it files go to review/ (default 0.90).")(f)
-    return _model_options(f)
-
-
-def _config(threshold: float | None = None, output: Path | None = None, recursive: bool | None = None,
-            device: str | None = None, engine: str | None = None, **watch: Any):
-    from footsort.system import config
-
-    return config.load(overrides={
-        "sort": {"threshold": threshold, "output": str(output) if output else None, "recursive": recursive},
-        "model": {"device": device, "engine": engine},
-        "watch": watch,
-    })
+    return engine_option(device_option()(model_option(f)))
 
 
 def _folders(paths: Iterable[Path], what: str) -> list[Path]:
@@ -58,30 +37,6 @@ def _folders(paths: Iterable[Path], what: str) -> list[Path]:
             raise FootsortError(f"{what} {p} is not a folder; create it (mkdir -p {p}) or check the path")
         out.append(p)
     return out
-
-
-def _host(cfg):
-    from footsort.plugins.host import PluginHost
-
-    from_config = getattr(PluginHost, "from_config", None)
-    return from_config(cfg) if from_config else PluginHost()
-
-
-def _open_journal(dry_run: bool):
-    from footsort.sorting.journal import Journal
-    from footsort.sorting.sorter import recover
-
-    journal = Journal.open(readonly=dry_run)
-    if not dry_run:
-        recover(journal)
-    return journal
-
-
-def _set_logging(ctx: click.Context, **changes: bool) -> None:
-    from footsort.system import logs
-
-    opts = dict((ctx.find_root().obj or {}).get("log", {}))
-    logs.setup(**{**opts, **changes})
 
 
 @click.command()
@@ -107,14 +62,15 @@ def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | Non
     import threading
 
     from footsort.sorting import daemon
-    from footsort.sorting.pipeline import load_classifier
     from footsort.sorting.reloading import follow_in_use
 
-    cfg = _config(threshold, output, recursive, device, engine, poll=poll, settle_seconds=settle)
+    cfg = load_config(threshold=threshold, output=output, recursive=recursive, device=device, engine=engine,
+                      poll=poll, settle_seconds=settle)
     folders = _folders(inboxes, "inbox")
-    classifier = follow_in_use(load_classifier(cfg, model_path, fuse="background"), cfg, model_path)  # hot reload unless pinned
-    journal = _open_journal(dry_run)
-    host = _host(cfg)
+    classifier = follow_in_use(load_classifier(cfg, model_path, fuse="background"), cfg, model_path,
+                               load=injected_factory())  # hot reload unless pinned
+    journal = open_journal(dry_run)
+    host = plugin_host(cfg)
     stop = threading.Event()
     try:
         with daemon.stop_on_signals(stop):
@@ -167,10 +123,10 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
       footsort sort ~/Pictures/inbox
       footsort sort --dry-run --threshold 0.9 photo.jpg ~/Downloads
     """
-    from footsort.sorting.pipeline import Pipeline, layout_for, load_classifier, policy_for
+    from footsort.sorting.pipeline import Pipeline, layout_for, policy_for
     from footsort.sorting.sorter import Sorter
 
-    cfg = _config(threshold, output, recursive, device, engine)
+    cfg = load_config(threshold=threshold, output=output, recursive=recursive, device=device, engine=engine)
     classifier = load_classifier(cfg, model_path, fuse="never")
     classes = classifier.classes
     items, skipped = _collect(paths, lambda inbox: layout_for(inbox, cfg, classes), cfg.sort.recursive)
@@ -178,31 +134,27 @@ def sort_cmd(ctx: click.Context, paths: tuple[Path, ...], threshold: float | Non
         getattr(classifier, "fuse_in_background", lambda: None)()
     for path, reason in skipped:
         click.echo(f"skipped {_p(path)}: {_p(reason)}", err=True)
-    journal = _open_journal(dry_run)
-    host = _host(cfg)
+    journal = open_journal(dry_run)
+    host = plugin_host(cfg)
     counts: Counter[str] = Counter()
     labels: Counter[str] = Counter()
-    verbose = bool((ctx.find_root().obj or {}).get("log", {}).get("verbose"))
-    if not verbose:
-        _set_logging(ctx, quiet=True)  # a bar (or dry-run lines) instead of a log line per file; warnings show
-    try:
-        with Pipeline(classifier, Sorter(journal, dry_run=dry_run), journal, host, policy_for(cfg, classes),
-                      batch_size=cfg.sort.batch_size, max_pixels=cfg.sort.max_pixels) as pipeline, \
-                click.progressbar(length=len(items), label="Sorting", file=sys.stderr) as bar:
-            for outcome in pipeline.run(items):
-                bar.update(1)
-                counts[outcome.action] += 1
-                if outcome.action == "sort":
-                    labels[outcome.label] += 1
-                if dry_run:
-                    where = f" -> {_p(outcome.destination)}" if outcome.destination else " (stays)"
-                    click.echo(f"{outcome.action:<9} {_p(outcome.source)}{where}"
-                               + (f"  [{_p(outcome.reason)}]" if outcome.reason else ""))
-    finally:
-        host.close()
-        journal.close()
-        if not verbose:
-            _set_logging(ctx)
+    with quiet_logs(ctx):  # a bar (or dry-run lines) instead of a log line per file
+        try:
+            with Pipeline(classifier, Sorter(journal, dry_run=dry_run), journal, host, policy_for(cfg, classes),
+                          batch_size=cfg.sort.batch_size, max_pixels=cfg.sort.max_pixels) as pipeline, \
+                    progress(len(items), "Sorting") as bar:
+                for outcome in pipeline.run(items):
+                    bar.update(1)
+                    counts[outcome.action] += 1
+                    if outcome.action == "sort":
+                        labels[outcome.label] += 1
+                    if dry_run:
+                        where = f" -> {_p(outcome.destination)}" if outcome.destination else " (stays)"
+                        click.echo(f"{outcome.action:<9} {_p(outcome.source)}{where}"
+                                   + (f"  [{_p(outcome.reason)}]" if outcome.reason else ""))
+        finally:
+            host.close()
+            journal.close()
     click.echo(_summary(counts, labels, dry_run))
     if counts["error"]:
         raise FootsortError(f"{counts['error']} file(s) could not be moved; see the messages above")
@@ -251,7 +203,7 @@ def undo(paths: tuple[Path, ...], last: int | None, since: str | None, dry_run: 
 
     if sum(x is not None and x != () for x in (last, since, paths)) > 1:
         raise FootsortError("use one of --last, --since or PATH... at a time")
-    journal = _open_journal(dry_run)
+    journal = open_journal(dry_run)
     try:
         wanted = [Path(os.path.abspath(p.expanduser())) for p in paths]
         entries = journal.undoable(last=last, since=parse_since(since) if since else None, paths=wanted)

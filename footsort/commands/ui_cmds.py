@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from footsort.commands.options import load_config, model_classes, plugin_host
 from footsort.errors import FootsortError
 
 DEFAULT_PORT = 8765
@@ -53,14 +54,11 @@ def ui(inboxes: tuple[Path, ...], host: str, port: int, open_browser: bool) -> N
     except ImportError as exc:
         raise FootsortError(f"the review page needs {exc.name}: pip install 'footsort[ui]' "
                             "(starlette and uvicorn)") from None
-    from footsort.system import config
-    from footsort.sorting.labelling import model_classes
-    from footsort.plugins.host import PluginHost
     from footsort.ui.library import Library, find_roots
     from footsort.ui.server import Access, create_app
     from footsort.ui.service import ReviewService
 
-    cfg = config.load()
+    cfg = load_config()
     for p in inboxes:
         if not p.expanduser().is_dir():
             raise FootsortError(f"inbox {p} is not a folder; give the folder that holds review/ and the class folders")
@@ -74,8 +72,8 @@ def ui(inboxes: tuple[Path, ...], host: str, port: int, open_browser: bool) -> N
                    err=True)
     port = free_port(host, port)
     access = Access.for_address(host, port)
-    plugin_host = PluginHost.from_config(cfg)
-    service = ReviewService.open(Library(roots, classes, cfg.sort.review_folder), plugin_host)
+    plugins = plugin_host(cfg)
+    service = ReviewService.open(Library(roots, classes, cfg.sort.review_folder), plugins)
     url = access.url(host, port)
     click.echo(f"footsort review page for {', '.join(map(str, roots))}")
     click.echo(f"open {url}")
@@ -87,7 +85,7 @@ def ui(inboxes: tuple[Path, ...], host: str, port: int, open_browser: bool) -> N
                     server_header=False, proxy_headers=False)
     finally:
         service.close()
-        plugin_host.close()
+        plugins.close()
 
 
 COMMANDS = [ui]

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Mapping, Sequence
 
 from footsort.plugins import events
-from footsort.sorting import journal
-from footsort.system import paths
-from footsort.model.imaging import is_image_name
+from footsort.sorting.journal import Journal
+from footsort.system import atomic, paths
+from footsort.system.images_on_disk import image_files
 
 REVIEW = "review"  # old_label of a correction the model had sent to the review queue
 HUMAN = ""  # model_version of a journal row that a person decided (footsort review)
@@ -87,10 +86,6 @@ class Findings:
         """How many corrections went from each old label to each new one."""
         return Counter((c.old_label, c.new_label) for c in self.corrections)
 
-    def example_counts(self) -> Counter[str]:
-        """Labelled examples (not corrections) per class."""
-        return Counter(e.label for e in self.examples)
-
 
 # -- the pure core -------------------------------------------------------------------------------
 
@@ -138,43 +133,19 @@ def roots_from(history: Mapping[str, Sequence[Decision]]) -> list[Path]:
 def read_history(journal_path: Path | None = None) -> dict[str, list[Decision]]:
     """Every finished, not undone sort/review move by content hash, oldest first (read-only; {} without a journal)."""
     path = paths.journal_file() if journal_path is None else Path(journal_path)
-    if not path.exists():
-        return {}
-    conn = journal.connect_readonly(path.resolve())  # a damaged journal is an error, not "no history"
-    try:
-        rows = conn.execute(
-            "SELECT id, hash, action, label, model_version, destination, confidence, probabilities FROM actions"
-            " WHERE state = 'done' AND undone_by IS NULL AND action IN ('sort', 'review') AND hash IS NOT NULL"
-            " ORDER BY id").fetchall()
-    except sqlite3.Error:
-        return {}
-    finally:
-        conn.close()
+    with Journal.open(path.resolve(), readonly=True) as j:  # a damaged journal is an error, not "no history"
+        placed = j.placed()
     out: dict[str, list[Decision]] = {}
-    for entry_id, content, action, label, version, dest, conf, probs in rows:
-        try:
-            probabilities = {str(k): float(v) for k, v in json.loads(probs or "{}").items()}
-        except (ValueError, TypeError, AttributeError):
-            probabilities = {}
-        out.setdefault(content, []).append(Decision(entry_id, action, label or "", version or "",
-                                                    journal.path_from_db(dest), conf, probabilities))
+    for e in placed:
+        d = e.details
+        out.setdefault(str(e.hash), []).append(Decision(e.id, e.action, d.label, d.model_version, e.destination,
+                                                        d.confidence, d.probabilities))
     return out
 
 
 def class_files(root: Path, classes: Sequence[str]) -> list[tuple[Path, str]]:
     """(image, class) for every image under `root/<class>/` (subfolders too; hidden and temporary files skipped)."""
-    out: list[tuple[Path, str]] = []
-    for label in classes:
-        folder = Path(root) / label
-        if not folder.is_dir():
-            continue
-        for dirpath, dirs, names in os.walk(folder):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(names):
-                p = Path(dirpath) / name
-                if not name.startswith(".") and is_image_name(p) and p.is_file():
-                    out.append((p, label))
-    return out
+    return [(p, label) for label in classes for p in image_files(Path(root) / label)]
 
 
 def library_roots(given: Sequence[Path], history: Mapping[str, Sequence[Decision]], output: str = "") -> list[Path]:
@@ -228,8 +199,5 @@ def announce(corrections: Iterable[Correction], host: object, dry_run: bool = Fa
         return fresh
     for c in fresh:
         host.emit(events.CorrectionSeen(c.path, c.old_label, c.new_label))  # type: ignore[attr-defined]
-    store.parent.mkdir(parents=True, exist_ok=True)
-    from footsort.system import atomic
-
     atomic.write_text(store, json.dumps(sorted(seen | {_seen_key(c) for c in fresh})))
     return fresh

@@ -6,10 +6,12 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Hashable, Mapping, Sequence
+from typing import Callable, Hashable, Mapping, Sequence, TypeVar
 
 from footsort.errors import DataError
-from footsort.model.imaging import is_image_name
+from footsort.system.images_on_disk import image_files
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,8 @@ def scan(root: str | Path, classes: Sequence[str] | None = None) -> LabelledSet:
         if unknown:
             raise DataError(f"class folder(s) {', '.join(unknown)} in {root} are not classes of the model "
                             f"({', '.join(names)}); rename or remove them")
-    samples = []
-    for folder in folders:
-        label = names.index(folder.name)
-        for f in sorted(folder.rglob("*")):
-            if f.is_file() and is_image_name(f) and not f.name.startswith("."):
-                samples.append(Sample(f, label))
+    samples = [Sample(f, names.index(folder.name)) for folder in folders
+               for f in image_files(folder, hidden_folders=True)]
     if not samples:
         raise DataError(f"no images found under {root}/<class>/ (looked for .jpg, .png, .webp, .heic, ...)")
     return LabelledSet(tuple(samples), names)
@@ -71,18 +69,30 @@ def stratified_split(data: LabelledSet, fraction: float, seed: int = 0) -> tuple
     """Split into (train, validation) with `fraction` of each class in validation, reproducibly."""
     if not 0 < fraction < 1:
         raise DataError(f"--val-split {fraction} must be between 0 and 1 (e.g. 0.2)")
-    rng = random.Random(seed)
-    train: list[Sample] = []
-    val: list[Sample] = []
-    for label in range(len(data.classes)):
-        group = [s for s in data.samples if s.label == label]
-        rng.shuffle(group)
-        k = round(len(group) * fraction)
-        if len(group) >= 2:
-            k = min(max(k, 1), len(group) - 1)
-        val.extend(group[:k])
-        train.extend(group[k:])
+    train, val = split_by_key(data.samples, fraction, random.Random(seed), key=lambda s: s.label)
     return data.subset(sorted(train, key=lambda s: str(s.path))), data.subset(sorted(val, key=lambda s: str(s.path)))
+
+
+def split_by_key(items: Sequence[T], fraction: float, rng: random.Random,
+                 key: Callable[[T], Hashable]) -> tuple[list[T], list[T]]:
+    """(train, held out): `fraction` of every `key` group held out (at least one of a group of 2+, never all).
+
+    Groups go in sorted key order, each in the order given, shuffled by `rng`; a fraction of 0 holds out nothing.
+    """
+    groups: dict[Hashable, list[T]] = {}
+    for it in items:
+        groups.setdefault(key(it), []).append(it)
+    train: list[T] = []
+    held: list[T] = []
+    for k in sorted(groups):  # type: ignore[type-var]
+        group = groups[k]
+        rng.shuffle(group)
+        n = round(len(group) * fraction) if fraction > 0 else 0
+        if fraction > 0 and len(group) >= 2:
+            n = min(max(n, 1), len(group) - 1)
+        held.extend(group[:n])
+        train.extend(group[n:])
+    return train, held
 
 
 def split_by_group(data: LabelledSet, fraction: float, group_of: Mapping[Path, Hashable],

@@ -11,14 +11,14 @@ same image gets the same views in every retrain.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from footsort.sorting import hashes
 from footsort.system import atomic, paths
 from footsort.errors import UnreadableImage
 from footsort.model.presets import Preprocess
@@ -68,8 +68,7 @@ class FeatureKey:
 
     def digest(self) -> str:
         """A file-name-safe digest of the whole key."""
-        raw = json.dumps([FORMAT, self.backbone, self.image, self.view, self.preprocess])
-        return hashlib.sha256(raw.encode()).hexdigest()
+        return hashes.digest([json.dumps([FORMAT, self.backbone, self.image, self.view, self.preprocess]).encode()])
 
 
 def preprocess_key(spec: Preprocess) -> str:
@@ -79,12 +78,14 @@ def preprocess_key(spec: Preprocess) -> str:
 
 def backbone_digest(model: Any) -> str:
     """SHA-256 over the backbone's weights and buffers (names, dtypes, shapes, bytes)."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.backbone.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
+
+    def blocks() -> Iterator[bytes]:
+        for name, t in sorted(model.backbone.state_dict().items()):
+            t = t.detach().cpu().contiguous()
+            yield f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
+            yield t.numpy().tobytes()
+
+    return hashes.digest(blocks())
 
 
 def view_input(path: Path, content: str, view: View, spec: Preprocess) -> Any:

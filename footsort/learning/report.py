@@ -18,6 +18,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path, dpi: int = 90) -> Path:
+    """Write a figure as PNG, free its memory, and return where it went."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def write_metrics(folder: Path, data: dict[str, Any]) -> Path:
     """metrics.json with everything measured."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -41,11 +49,7 @@ def plot_curves(folder: Path, history: Sequence[Any]) -> Path:
         ax.set_ylabel(name)
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = folder / "curves.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, folder / "curves.png")
 
 
 def plot_confusion(folder: Path, scores: Scores) -> Path:
@@ -62,11 +66,7 @@ def plot_confusion(folder: Path, scores: Scores) -> Path:
         for j in range(k):
             ax.text(j, i, str(scores.confusion[i][j]), ha="center", va="center")
     ax.set_title(f"accuracy {scores.accuracy:.3f} (n={scores.n})")
-    fig.tight_layout()
-    path = folder / "confusion.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, folder / "confusion.png")
 
 
 def plot_samples(folder: Path, items: Sequence[tuple[Path, str, str, float]], columns: int = 4) -> Path:
@@ -83,11 +83,7 @@ def plot_samples(folder: Path, items: Sequence[tuple[Path, str, str, float]], co
         with Image.open(path) as im:
             ax.imshow(im.convert("RGB"))
         ax.set_title(f"true {true}\npred {pred} ({conf:.2f})", fontsize=9, color="green" if true == pred else "red")
-    fig.tight_layout()
-    path = folder / "samples.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, folder / "samples.png", dpi=80)
 
 
 def plot_reliability(folder: Path, bins: Sequence[tuple[float, float, int]], ece: float) -> Path:
@@ -106,11 +102,7 @@ def plot_reliability(folder: Path, bins: Sequence[tuple[float, float, int]], ece
     ax.set_title(f"reliability (ECE {ece:.3f})")
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = folder / "reliability.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, folder / "reliability.png")
 
 
 def plot_risk_coverage(folder: Path, curve: Sequence[tuple[float, float, float]], target: float,
@@ -129,8 +121,4 @@ def plot_risk_coverage(folder: Path, curve: Sequence[tuple[float, float, float]]
     ax.set_xlim(0, 1)
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = folder / "risk_coverage.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, folder / "risk_coverage.png")

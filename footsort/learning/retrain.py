@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 from footsort.learning.corrections import Findings
+from footsort.learning.datasets import split_by_key
 
 Kind = Literal["correction", "example", "data"]
 MIN_EVIDENCE = 30  # held-out photos below which no comparison is trusted
@@ -139,20 +140,8 @@ def _replay_sample(examples: Sequence[Any], classes: Sequence[str], limit: int, 
 
 def _split(items: Sequence[TrainItem], fraction: float, rng: random.Random) -> tuple[list[TrainItem], list[TrainItem]]:
     """Stratified by (class, is correction): `fraction` of each group held out, at least one of a group of 2+."""
-    train: list[TrainItem] = []
-    val: list[TrainItem] = []
-    groups: dict[tuple[str, bool], list[TrainItem]] = {}
-    for it in items:
-        groups.setdefault((it.label, it.kind == "correction"), []).append(it)
-    for key in sorted(groups):
-        group = sorted(groups[key], key=lambda x: str(x.path))
-        rng.shuffle(group)
-        k = round(len(group) * fraction) if fraction > 0 else 0
-        if fraction > 0 and len(group) >= 2:
-            k = min(max(k, 1), len(group) - 1)
-        val.extend(group[:k])
-        train.extend(group[k:])
     key_fn = lambda x: str(x.path)  # noqa: E731
+    train, val = split_by_key(sorted(items, key=key_fn), fraction, rng, key=lambda it: (it.label, it.kind == "correction"))
     return sorted(train, key=key_fn), sorted(val, key=key_fn)
 
 
@@ -309,7 +298,7 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
 
     from footsort import __version__
     from footsort.model import checkpoint, registry
-    from footsort.model.classifier import resolve_device
+    from footsort.model.device import resolve_device
     from footsort.errors import FootsortError
     from footsort.learning.feature_cache import EVAL, Request, augmented_views, features
     from footsort.model.presets import Preprocess

@@ -1,10 +1,14 @@
 """Training reads top to bottom: build the model, (cache features,) train_one_epoch, evaluate, calibrate.
 
-Two modes share one loop:
-- `paper`: every step runs the augmented image through the frozen backbone (the paper's code).
+Two modes share one loop (`train_one_epoch` over a DataLoader of (inputs, labels) batches):
+- `paper`: every step runs the augmented image through the frozen backbone (the paper's code); images
+  are decoded and augmented by `AugmentedImages`, in `Recipe.workers` DataLoader processes.
 - `cached`: the frozen backbone's output for `views` augmented views per image is computed once,
   batched under inference_mode, and the blocks and head train on those features for many epochs.
   Same model, same augmentations, a fraction of the time.
+
+Which rows make each epoch's batches is drawn from Python's `random.Random(seed)` (the batch samplers
+below), augmentation from torch's seeded generator, so a run repeats for the same seed (and workers).
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
 from PIL import Image
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from footsort.learning.datasets import LabelledSet
+from footsort.learning.datasets import LabelledSet, Sample
 from footsort.model.imaging import load_rgb
 from footsort.model.hybrid import Architecture, FootwearNet, Preset, fuse_for_cpu, load_backbone_weights
 from footsort.model.presets import Fit, Preprocess, eval_transform, train_transform
+from footsort.system.progress import progress
 
 Mode = Literal["paper", "cached"]
 
@@ -40,7 +46,7 @@ class Recipe:
     size: int = 300
     fit: Fit = "crop"
     seed: int = 0
-    workers: int = 0
+    workers: int = 0  # paper mode: DataLoader processes decoding and augmenting images (0: in this process)
     mode: Mode = "paper"
     views: int = 4  # cached mode: augmented views per image
     synth: float = 0.0  # cached mode: share of views that are synthetic household scenes
@@ -105,15 +111,15 @@ def _load(path, size: int) -> Image.Image:
 def extract_features(model: FootwearNet, images: Sequence[Callable[[], torch.Tensor]], size: int,
                      batch: int = 32, desc: str = "features", stop: int | None = None) -> torch.Tensor:
     """Run the frozen backbone (or its first `stop` stages) once over lazily made inputs; fp16 feature maps."""
-    from tqdm import tqdm
-
     run = fast_backbone(model, size, stop)
     device = next(model.parameters()).device
     out: list[torch.Tensor] = []
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(images), batch), desc=desc, unit="batch", leave=False, disable=None):
+    starts = range(0, len(images), batch)
+    with torch.inference_mode(), progress(len(starts), desc, transient=True) as bar:
+        for start in starts:
             x = torch.stack([make() for make in images[start:start + batch]]).to(device)
             out.append(run(x).to(torch.float16).cpu())
+            bar.update(1)
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -141,10 +147,113 @@ def eval_inputs(data: LabelledSet, spec: Preprocess) -> list[Callable[[], torch.
     return [lambda p=s.path: tf(_load(p, spec.size)) for s in data.samples]
 
 
-def _step_batches(n: int, batch: int, rng: random.Random) -> list[list[int]]:
-    order = list(range(n))
-    rng.shuffle(order)
-    return [order[i:i + batch] for i in range(0, n, batch)]
+# -- what one epoch is made of ---------------------------------------------------------------------
+
+class ShuffledBatches(Sampler[list[int]]):
+    """Each epoch all `n` indices in a fresh order from `rng`, in batches of `size` (the last may be short)."""
+
+    def __init__(self, n: int, size: int, rng: random.Random) -> None:
+        self.n, self.size, self.rng = n, size, rng
+
+    def __len__(self) -> int:
+        return -(-self.n // self.size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(range(self.n))
+        self.rng.shuffle(order)
+        return iter([order[i:i + self.size] for i in range(0, self.n, self.size)])
+
+
+class ViewBatches(Sampler[list[int]]):
+    """Each epoch one random view of every image (`views` consecutive rows per image), shuffled, in batches.
+
+    With `weights` (one per image), an epoch draws that many images in total, with replacement, each in
+    proportion to its weight (to balance classes per source).
+    """
+
+    def __init__(self, images: int, views: int, size: int, rng: random.Random,
+                 weights: torch.Tensor | None = None) -> None:
+        self.images, self.views, self.size, self.rng = images, views, size, rng
+        self.weights = None if weights is None else weights.tolist()
+        self.count = images if weights is None else round(float(weights.sum()))
+
+    def __len__(self) -> int:
+        return -(-self.count // self.size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = self.rng
+        if self.weights is None:
+            images: Sequence[int] = range(self.images)
+        else:
+            images = rng.choices(range(self.images), weights=self.weights, k=self.count)
+        rows = [i * self.views + rng.randrange(self.views) for i in images]
+        rng.shuffle(rows)
+        return iter([rows[i:i + self.size] for i in range(0, len(rows), self.size)])
+
+
+class AugmentedImages(Dataset):
+    """Paper mode's training inputs: (augmented image tensor, label) per sample, decoded on demand."""
+
+    def __init__(self, samples: Sequence[Sample], spec: Preprocess, augment: str) -> None:
+        self.samples, self.spec, self.augment = tuple(samples), spec, augment
+        self._transform: Callable[[Image.Image], torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        if self._transform is None:  # made where it runs: the mild transform holds a lambda, which cannot be pickled
+            self._transform = train_transform(self.spec, self.augment)
+        s = self.samples[i]
+        return self._transform(_load(s.path, self.spec.size)), s.label
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_transform": None}
+
+
+class FeatureRows(Dataset):
+    """Cached mode's training inputs: rows of backbone features (as float32) with their labels, a batch at a time."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        self.features, self.labels = features, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[i].float(), self.labels[i]
+
+    def __getitems__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[rows].float(), self.labels[rows]
+
+
+def _whole_batch(batch: Any) -> Any:
+    return batch  # FeatureRows.__getitems__ already made the batch
+
+
+def image_loader(samples: Sequence[Sample], recipe: Recipe, batch_size: int, seed: int) -> DataLoader:
+    """Augmented image batches for paper mode, shuffled per epoch, decoded in `recipe.workers` processes."""
+    spec = recipe.preprocess()
+    # torch seeds each worker (torch, random, numpy) from a base seed drawn from this generator; with
+    # 0 workers it is never used, so augmentation draws from the global generator as before
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(AugmentedImages(samples, spec, recipe.augment),
+                      batch_sampler=ShuffledBatches(len(samples), batch_size, random.Random(seed)),
+                      num_workers=recipe.workers, persistent_workers=recipe.workers > 0, generator=generator)
+
+
+def feature_loader(features: torch.Tensor, labels: torch.Tensor, batches: Sampler[list[int]], seed: int) -> DataLoader:
+    """Cached-feature batches (in this process: the rows are already in memory)."""
+    # a DataLoader draws a base seed per epoch: from its own generator, not torch's global one (dropout's)
+    return DataLoader(FeatureRows(features, labels), batch_sampler=batches, collate_fn=_whole_batch,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def cosine_schedule(opt: torch.optim.Optimizer, steps_per_epoch: int, epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate decaying to 0 along a half cosine over all steps (stepped once per optimiser step)."""
+    n = max(1, steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.5 * (1 + math.cos(math.pi * (step // n + step % n / n) / epochs)))
 
 
 def tail_start(model: FootwearNet, recipe: Recipe) -> int | None:
@@ -195,17 +304,13 @@ def train(model: FootwearNet, train_set: LabelledSet, val_set: LabelledSet | Non
         feats = extract_features(model, makers, spec.size, desc=f"train features x{recipe.views} views", stop=start)
         result = train_on_features(model, feats, torch.tensor(labels), recipe.views, val_feats, val_labels, recipe, log)
     else:
-        aug = train_transform(spec, recipe.augment)
-        train_labels = torch.tensor([s.label for s in train_set.samples])
-
-        def forward(b: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-            imgs = torch.stack([aug(_load(train_set.samples[i].path, spec.size)) for i in b])
+        def forward(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                feats = model.forward_features(imgs)
-            return model.forward_head(feats), train_labels[b]
+                feats = model.forward_features(x)
+            return model.forward_head(feats)
 
-        result = _run_epochs(model, recipe, lambda rng: _step_batches(len(train_set), recipe.batch_size, rng),
-                             forward, val_feats, val_labels, log)
+        batches = image_loader(train_set.samples, recipe, recipe.batch_size, recipe.seed)
+        result = _run_epochs(model, recipe, batches, forward, val_feats, val_labels, log)
     if recipe.finetune_backbone > 0 and recipe.mode == "paper" and not result.interrupted:
         try:
             _finetune_backbone(model, train_set, val_set, recipe, result, log)
@@ -228,63 +333,59 @@ def train_on_features(model: FootwearNet, feats: torch.Tensor, labels: torch.Ten
     With `recipe.finetune_backbone` N the features are the input of the last N backbone stages, which
     train too (at `finetune_lr`, BatchNorm frozen): the stages before them still run only once per view.
     """
-    per_image = len(labels) // max(1, views)
     start = tail_start(model, recipe)
-
-    def batches(rng: random.Random) -> list[list[int]]:
-        if image_weights is None:
-            images = list(range(per_image))
-        else:
-            images = rng.choices(range(per_image), weights=image_weights.tolist(), k=round(float(image_weights.sum())))
-        idx = [i * views + rng.randrange(views) for i in images]  # one random view per image
-        rng.shuffle(idx)
-        return [idx[i:i + recipe.batch_size] for i in range(0, len(idx), recipe.batch_size)]
-
+    images = len(labels) // max(1, views)
+    sampler = ViewBatches(images, views, recipe.batch_size, random.Random(recipe.seed), image_weights)
     try:
-        return _run_epochs(model, recipe, batches, lambda b: (cached_logits(model, feats[b].float(), start), labels[b]),
-                           val_feats, val_labels, log, start)
+        return _run_epochs(model, recipe, feature_loader(feats, labels, sampler, recipe.seed),
+                           lambda x: cached_logits(model, x, start), val_feats, val_labels, log, start)
     finally:
         model.freeze_backbone()
 
 
-def _run_epochs(model: FootwearNet, recipe: Recipe, epoch_batches: Callable[[random.Random], list[list[int]]],
-                forward: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
+def train_one_epoch(model: nn.Module, batches: DataLoader, forward: Callable[[torch.Tensor], torch.Tensor],
+                    opt: torch.optim.Optimizer, loss_fn: nn.Module,
+                    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+                    label: str = "epoch") -> tuple[float, float]:
+    """One pass of optimiser steps over (inputs, labels) batches; the epoch's mean loss and accuracy."""
+    model.train()
+    total_loss = correct = seen = 0.0
+    with progress(len(batches), label, transient=True) as bar:
+        for x, y in batches:
+            logits = forward(x)
+            loss = loss_fn(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if schedule is not None:
+                schedule.step()
+            total_loss += float(loss.detach()) * len(y)
+            correct += float((logits.argmax(1) == y).sum())
+            seen += len(y)
+            bar.update(1)
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def _run_epochs(model: FootwearNet, recipe: Recipe, batches: DataLoader,
+                forward: Callable[[torch.Tensor], torch.Tensor],
                 val_feats: torch.Tensor | None, val_labels: torch.Tensor | None,
                 log: Callable[[EpochLog], None], start: int | None = None) -> TrainResult:
-    """The shared loop: epochs of Adam steps, validation, best-epoch tracking, Ctrl-C keeps the best."""
-    from tqdm import tqdm
-
-    rng = random.Random(recipe.seed)
+    """Epochs of Adam steps on the blocks and head, validation, best-epoch tracking; Ctrl-C keeps the best."""
     result = TrainResult()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     groups = [{"params": list(model.blocks.parameters()) + list(model.head.parameters()), "lr": recipe.lr}]
     if start is not None:  # the last backbone stages learn with the blocks and head
         groups.append({"params": model.unfreeze_last_stages(len(model.backbone) - start), "lr": recipe.finetune_lr})
     opt = torch.optim.Adam(groups, weight_decay=recipe.weight_decay)
-    base_lrs = [g["lr"] for g in opt.param_groups]
+    schedule = cosine_schedule(opt, len(batches), recipe.epochs) if recipe.schedule == "cosine" else None
     best_state, best_score = copy.deepcopy(model.state_dict()), None
     try:
         for epoch in range(1, recipe.epochs + 1):
             e0 = time.perf_counter()
-            model.train()
-            total_loss = correct = seen = 0.0
-            batches = epoch_batches(rng)
-            for i, b in enumerate(tqdm(batches, desc=f"epoch {epoch}/{recipe.epochs}", unit="step", leave=False, disable=None)):
-                if recipe.schedule == "cosine":
-                    progress = (epoch - 1 + i / max(1, len(batches))) / recipe.epochs
-                    for group, base in zip(opt.param_groups, base_lrs):
-                        group["lr"] = base * 0.5 * (1 + math.cos(math.pi * progress))
-                logits, y = forward(b)
-                loss = loss_fn(logits, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total_loss += float(loss.detach()) * len(b)
-                correct += float((logits.argmax(1) == y).sum())
-                seen += len(b)
+            train_loss, train_acc = train_one_epoch(model, batches, forward, opt, loss_fn, schedule,
+                                                    f"epoch {epoch}/{recipe.epochs}")
             val_loss, val_acc = _val(model, val_feats, val_labels, nn.CrossEntropyLoss(), start)
-            entry = EpochLog(epoch, total_loss / max(seen, 1), correct / max(seen, 1), val_loss, val_acc,
-                             time.perf_counter() - e0)
+            entry = EpochLog(epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - e0)
             result.history.append(entry)
             log(entry)
             # best: highest val accuracy, ties to lower val loss; without validation, the last epoch
@@ -302,36 +403,24 @@ def _finetune_backbone(model: FootwearNet, train_set: LabelledSet, val_set: Labe
                        result: TrainResult, log: Callable[[EpochLog], None]) -> None:
     """The opt-in second phase: unfreeze the last N backbone stages at a lower learning rate (BN stays frozen)."""
     spec = recipe.preprocess()
-    aug = train_transform(spec, recipe.augment)
     backbone_params = model.unfreeze_last_stages(recipe.finetune_backbone)
     opt = torch.optim.Adam([
         {"params": backbone_params, "lr": recipe.finetune_lr},
         {"params": list(model.blocks.parameters()) + list(model.head.parameters()), "lr": recipe.finetune_lr},
     ])
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    rng = random.Random(recipe.seed + 1)
-    labels = torch.tensor([s.label for s in train_set.samples])
-    bs = max(recipe.batch_size, 8)
+    batches = image_loader(train_set.samples, recipe, max(recipe.batch_size, 8), recipe.seed + 1)
     for k in range(recipe.finetune_epochs):
         e0 = time.perf_counter()
-        model.train()
-        tot = cor = seen = 0.0
-        for b in _step_batches(len(train_set), bs, rng):
-            x = torch.stack([aug(_load(train_set.samples[i].path, spec.size)) for i in b])
-            logits = model(x)
-            loss = loss_fn(logits, labels[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot += float(loss.detach()) * len(b)
-            cor += float((logits.argmax(1) == labels[b]).sum())
-            seen += len(b)
+        epoch = recipe.epochs + k + 1
+        label = f"fine-tuning epoch {epoch}/{recipe.epochs + recipe.finetune_epochs}"
+        train_loss, train_acc = train_one_epoch(model, batches, model, opt, loss_fn, label=label)
         val_loss = val_acc = None
         if val_set is not None and len(val_set):
             feats = extract_features(model, eval_inputs(val_set, spec), spec.size, desc="validation features")
             v_labels = torch.tensor([s.label for s in val_set.samples])
             val_loss, val_acc = _val(model, feats, v_labels, nn.CrossEntropyLoss())
-        entry = EpochLog(recipe.epochs + k + 1, tot / max(seen, 1), cor / max(seen, 1), val_loss, val_acc, time.perf_counter() - e0)
+        entry = EpochLog(epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - e0)
         result.history.append(entry)
         log(entry)
     model.freeze_backbone()

@@ -64,8 +64,9 @@ def run(data_dir: Path, recipe: Recipe, *, val_dir: Path | None = None, val_spli
         backbone_origin=origin)
     if val_set is not None and len(val_set):
         from footsort.model.classifier import Classifier
+        from footsort.model.device import resolve_device
 
-        evaluation = evaluate(Classifier(model, meta, device="cpu" if not torch.cuda.is_available() else "auto"), val_set)
+        evaluation = evaluate(Classifier(model, meta, device=resolve_device(mps=False).type), val_set)
         metrics["validation"] = {k: v for k, v in evaluation.to_json().items() if k != "errors"}
         metrics["val_accuracy"] = evaluation.scores.accuracy
     path = checkpoint.save(model, meta, output) if output else registry.add_version(model, meta)

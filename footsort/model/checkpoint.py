@@ -270,7 +270,6 @@ def read_metadata(path: str | Path) -> ModelVersion:
 
 def load(path: str | Path) -> tuple[Any, ModelVersion]:
     """Rebuild the FootwearNet stored in `path` (fp32, eval mode) and return it with its metadata."""
-    import torch
     from safetensors.torch import load_file
 
     from footsort.model.hybrid import Architecture, FootwearNet

@@ -12,28 +12,11 @@ from PIL import Image
 
 from footsort.model import registry
 from footsort.model.checkpoint import ModelVersion, load
+from footsort.model.device import resolve_device
 from footsort.model.engine import PathLabeller
-from footsort.errors import FootsortError
 from footsort.model.hybrid import fuse_for_cpu
 from footsort.model.prediction import Prediction
 from footsort.model.presets import Preprocess, eval_transform, fit_image
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """auto -> cuda, else mps, else cpu; an unavailable explicit choice is an error."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise FootsortError("--device cuda asked for, but torch sees no CUDA GPU; use --device auto or cpu")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise FootsortError("--device mps asked for, but this machine has no Apple GPU (MPS); use --device auto or cpu")
-    if device not in ("cpu", "cuda", "mps"):
-        raise FootsortError(f"unknown device {device!r}: use auto, cpu, cuda or mps")
-    return torch.device(device)
 
 
 Fuse = Literal["now", "background", "never"]

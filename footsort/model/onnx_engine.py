@@ -17,7 +17,8 @@ from PIL import Image
 from footsort.model import checkpoint
 from footsort.model.engine import PathLabeller, resolve_model_path
 from footsort.errors import FootsortError
-from footsort.model.onnx_export import INPUT, OUTPUT, SOURCE_KEY, candidates, file_sha256
+from footsort.model.onnx_export import INPUT, OUTPUT, SOURCE_KEY, candidates
+from footsort.sorting.hashes import file_hash
 from footsort.model.prediction import Prediction
 from footsort.model.presets import Preprocess, eval_array, fit_image
 
@@ -41,7 +42,7 @@ def session(path: Path, providers: Sequence[str] = CPU) -> Any:
 
 def open_export(model_path: Path, providers: Sequence[str] = CPU) -> tuple[Path, Any]:
     """The export of this exact model file and a session on it; NoExport when there is none."""
-    sha = file_sha256(model_path)
+    sha = file_hash(model_path)
     for candidate in candidates(model_path, sha):
         if not candidate.is_file():
             continue

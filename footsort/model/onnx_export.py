@@ -10,7 +10,6 @@ stay in the model file's metadata, read by both engines.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import io
 import time
@@ -21,6 +20,7 @@ from typing import Any, Sequence
 
 from loguru import logger
 
+from footsort.sorting.hashes import file_hash
 from footsort.system import atomic, paths
 from footsort.errors import FootsortError, UnreadableImage
 
@@ -51,15 +51,6 @@ class ExportReport:
 def can_export() -> bool:
     """torch, onnx and onnxruntime can all be imported (found; nothing is imported here)."""
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "onnx", "onnxruntime"))
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a model file (what an export is tied to)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def beside(model_path: Path) -> Path:
@@ -179,7 +170,7 @@ def export(model_path: Path, target: Path | None = None, photos: Sequence[Path] 
     started = time.perf_counter()
     model_path = Path(model_path)
     target = Path(target) if target else beside(model_path)
-    sha = file_sha256(model_path)
+    sha = file_hash(model_path)
     model, meta = checkpoint.load(model_path)  # the weights as saved (fp16 in the file): what torch sorts with
     x = parity_inputs(Preprocess.from_dict(meta.preprocess), photos)
     threads = torch.get_num_threads()
@@ -214,7 +205,7 @@ def export_once(model_path: Path) -> ExportReport:
     A refused export is remembered (a `.refused` note in the cache) so it is not tried on every run.
     """
     model_path = Path(model_path)
-    sha = file_sha256(model_path)
+    sha = file_hash(model_path)
     marker = _refused_marker(sha)
     if marker.is_file():
         raise ExportRefused(marker.read_text(encoding="utf-8", errors="replace").strip())

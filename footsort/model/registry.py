@@ -18,7 +18,7 @@ from footsort.errors import ModelFileError
 SHIPPED_NAME = "default.safetensors"
 DEFAULT = "default"  # what `models list` calls the shipped model; `models use default` selects it
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_warned: set[tuple[str, int, int]] = set()  # damaged states already reported (the daemon reads the state per batch)
+_warned: set[tuple[str, int, int]] = set()  # (file, mtime, size) already reported: the daemon reads the state per batch
 
 
 def shipped_model_path() -> Path:
@@ -59,12 +59,8 @@ def _load_state() -> tuple[dict[str, Any], str | None]:
     return {"current": state.get("current", ""), "history": list(state.get("history", []))}, None
 
 
-def _read_state() -> dict[str, Any]:
-    """The registry state; a damaged state file is reported (once per version of it) and read as empty."""
-    state, problem = _load_state()
-    if problem is None:
-        return state
-    path = _state_file()
+def _warn_once(path: Path, message: str) -> None:
+    """Log `message` once per version (mtime, size) of `path`, not at every read."""
     try:
         st = path.stat()
         key = (str(path), st.st_mtime_ns, st.st_size)
@@ -72,8 +68,17 @@ def _read_state() -> dict[str, Any]:
         key = (str(path), 0, 0)
     if key not in _warned:
         _warned.add(key)
-        logger.warning(f"the record of which model is in use, {path}, is unreadable ({problem}); using the shipped "
-                       "default model until `footsort models use VERSION` (or `footsort models use default`) sets it again")
+        logger.warning(message)
+
+
+def _read_state() -> dict[str, Any]:
+    """The registry state; a damaged state file is reported (once per version of it) and read as empty."""
+    state, problem = _load_state()
+    if problem is None:
+        return state
+    path = _state_file()
+    _warn_once(path, f"the record of which model is in use, {path}, is unreadable ({problem}); using the shipped "
+               "default model until `footsort models use VERSION` (or `footsort models use default`) sets it again")
     return state
 
 
@@ -117,14 +122,7 @@ def list_versions() -> list[tuple[Path, ModelVersion]]:
         try:
             out.append((f, read_metadata(f)))
         except ModelFileError as exc:
-            try:
-                st = f.stat()
-                key = (str(f), st.st_mtime_ns, st.st_size)
-            except OSError:
-                continue
-            if key not in _warned:  # said once, not at every listing
-                _warned.add(key)
-                logger.warning(f"skipped a stored model: {exc}")
+            _warn_once(f, f"skipped a stored model: {exc}")
     return out
 
 
@@ -140,11 +138,8 @@ def in_use_path() -> Path:
         path = version_path(version)
         if path.is_file():
             return path
-        key = (str(path), 0, 0)
-        if key not in _warned:
-            _warned.add(key)
-            logger.warning(f"model version {version} is in use but its file {path} is missing; using the shipped "
-                           "default model (`footsort models list` shows what is stored)")
+        _warn_once(path, f"model version {version} is in use but its file {path} is missing; using the shipped "
+                   "default model (`footsort models list` shows what is stored)")
     return shipped_model_path()
 
 

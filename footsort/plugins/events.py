@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from footsort.model.prediction import Prediction
 
 
 def _now() -> datetime:
@@ -51,6 +54,12 @@ class FileSorted(Event):
     at: datetime = field(default_factory=_now)
     name = "file_sorted"
 
+    @classmethod
+    def of(cls, source: Path, destination: Path, prediction: Prediction) -> "FileSorted":
+        """The event for a photo moved into the class folder `prediction` chose."""
+        p = prediction
+        return cls(source, destination, p.label, p.confidence, dict(p.probabilities), p.model_version)
+
 
 @dataclass(frozen=True)
 class FileReviewed(Event):
@@ -65,6 +74,14 @@ class FileReviewed(Event):
     reason: str = ""
     at: datetime = field(default_factory=_now)
     name = "file_reviewed"
+
+    @classmethod
+    def of(cls, source: Path, destination: Path, prediction: Prediction | None, reason: str) -> "FileReviewed":
+        """The event for a photo sent to review/ (`prediction`: the model's guess; None when it was not asked)."""
+        if prediction is None:
+            return cls(source, destination, reason=reason)
+        p = prediction
+        return cls(source, destination, p.label, p.confidence, dict(p.probabilities), p.model_version, reason)
 
 
 @dataclass(frozen=True)

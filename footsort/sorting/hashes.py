@@ -1,16 +1,40 @@
-"""Content hashes of image files, remembered by (path, size, mtime) so a library is hashed once, not per scan."""
+"""Content hashes: the one SHA-256 of a file footsort uses everywhere (the journal's, the caches' and the
+model files' hash), and a memo by (path, size, mtime) so a library is hashed once, not per scan."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from loguru import logger
 
 from footsort.system import atomic, paths
-from footsort.sorting.sorter import file_hash
+
+CHUNK = 1 << 20
+
+
+def digest(blocks: Iterable[bytes]) -> str:
+    """SHA-256, hex, of the blocks one after another."""
+    h = hashlib.sha256()
+    for block in blocks:
+        h.update(block)
+    return h.hexdigest()
+
+
+def file_hash(path: Path, copy_to: BinaryIO | None = None) -> str:
+    """SHA-256, hex, of a file's content; every block read is also written to `copy_to` when given."""
+
+    def blocks() -> Iterable[bytes]:
+        with open(path, "rb") as f:
+            while block := f.read(CHUNK):
+                if copy_to is not None:
+                    copy_to.write(block)
+                yield block
+
+    return digest(blocks())
 
 
 def memo_file() -> Path:
@@ -49,10 +73,10 @@ class ContentHashes:
         known = self._known.get(key)
         if known is not None and known[0] == st.st_size and known[1] == st.st_mtime_ns:
             return known[2]
-        digest = file_hash(Path(path))
-        self._known[key] = (st.st_size, st.st_mtime_ns, digest)
+        content = file_hash(Path(path))
+        self._known[key] = (st.st_size, st.st_mtime_ns, content)
         self._dirty = True
-        return digest
+        return content
 
     def many(self, files: Iterable[Path], tick: Callable[[int], None] = lambda n: None) -> dict[Path, str]:
         """Hashes of the files that can be read; unreadable or vanished ones are left out."""

@@ -23,15 +23,22 @@ import uuid
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from footsort.system import paths
 from footsort.errors import FootsortError
+
+if TYPE_CHECKING:
+    from footsort.model.prediction import Prediction
 
 Action = Literal["sort", "review", "failed", "duplicate", "undo"]
 State = Literal["pending", "done", "aborted", "vanished"]
 Method = Literal["rename", "copy", "none"]
 MOVES: tuple[str, ...] = ("sort", "review", "failed")  # actions that moved a file out of an inbox
+# a finished, not undone move of some content into a class or review folder (what the library holds)
+_PLACED = "state = 'done' AND undone_by IS NULL AND action IN ('sort', 'review')"
+_BY_MODEL = "model_version != ''"  # a person's decisions (footsort review, the page) have no model version
+_PARAMS = 400  # SQLite host parameters per query
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS actions (
@@ -71,6 +78,14 @@ class Details:
     probabilities: Mapping[str, float] = field(default_factory=dict)
     model_version: str = ""
     reason: str = ""
+
+    @classmethod
+    def of(cls, prediction: Prediction | None, reason: str = "") -> "Details":
+        """The details of a decision the model made (`prediction`), or of one it had no say in (None)."""
+        if prediction is None:
+            return cls(reason=reason)
+        return cls(prediction.label, prediction.confidence, dict(prediction.probabilities), prediction.model_version,
+                   reason)
 
 
 @dataclass(frozen=True)
@@ -117,14 +132,22 @@ def path_from_db(value: Any) -> Path | None:
     return Path(from_db(value)) if value else None
 
 
+def probabilities_from_db(value: Any) -> dict[str, float]:
+    """A stored probabilities column as {class: probability} ({} when it is empty or not such a table)."""
+    try:
+        return {str(k): float(v) for k, v in json.loads(value or "{}").items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
 def _entry(row: sqlite3.Row) -> Entry:
     text = lambda key: from_db(row[key])  # noqa: E731
     return Entry(
         id=row["id"], run=text("run"), action=row["action"], state=row["state"], method=row["method"],
         hash=row["hash"], size=row["size"], source=Path(text("source")), destination=path_from_db(row["destination"]),
         temp=path_from_db(row["temp"]),
-        details=Details(text("label"), row["confidence"], json.loads(row["probabilities"]), text("model_version"),
-                        text("reason")),
+        details=Details(text("label"), row["confidence"], probabilities_from_db(row["probabilities"]),
+                        text("model_version"), text("reason")),
         started=row["started"], finished=row["finished"], undo_of=row["undo_of"], undone_by=row["undone_by"],
     )
 
@@ -188,14 +211,30 @@ def _checked(conn: sqlite3.Connection, path: Path) -> sqlite3.Connection:
     return conn
 
 
-def connect_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection to an existing journal, checked first (FootsortError when damaged)."""
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    """A read-only connection to an existing journal, unchecked (FootsortError when it cannot be opened)."""
     try:
-        conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30,
+        return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30,
                                check_same_thread=False)
     except sqlite3.Error as exc:
         raise FootsortError(f"cannot open the journal {path}: {exc}") from None
-    return _checked(conn, path)
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to an existing journal, checked first (FootsortError when damaged)."""
+    return _checked(_connect_ro(path), path)
+
+
+def _empty() -> sqlite3.Connection:
+    """An empty journal in memory: what reading one that does not exist yet finds."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+def _has_actions(conn: sqlite3.Connection) -> bool:
+    """Whether an opened file holds the journal's table (an empty file does not)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'actions'").fetchone() is not None
 
 
 class _RunLock:
@@ -234,12 +273,13 @@ class Journal:
     """Read and write the journal; one instance per process (thread-safe)."""
 
     def __init__(self, conn: sqlite3.Connection, run: str, lock_dir: Path | None, readonly: bool,
-                 path: Path | None = None) -> None:
+                 path: Path | None = None, *, lenient: bool = False) -> None:
         self._conn = conn
         self.path = path
         self._mutex = threading.RLock()
         self.run = run
         self.readonly = readonly
+        self._lenient = lenient  # a read that fails finds nothing (see peek)
         self._lock_dir = lock_dir
         self._run_lock: _RunLock | None = None
         self._claimed: list[_RunLock] = []  # locks of dead runs whose rows this process is repairing
@@ -248,12 +288,14 @@ class Journal:
     def open(cls, path: Path | None = None, readonly: bool = False) -> "Journal":
         """Open (creating when writable) the journal; readonly on a missing file gives an empty one."""
         path = paths.journal_file() if path is None else Path(path)
-        run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        run = _new_run()
         if readonly and not path.exists():
-            conn = sqlite3.connect(":memory:", check_same_thread=False)
-            conn.executescript(_SCHEMA)
+            conn = _empty()
         elif readonly:
             conn = connect_readonly(path)
+            if not _has_actions(conn):
+                conn.close()
+                conn = _empty()
         else:
             conn = cls._connect_writable(path)
 
@@ -263,6 +305,19 @@ class Journal:
             journal._run_lock = _RunLock(path.parent / "runs", run)
             journal._run_lock.acquire()
         return journal
+
+    @classmethod
+    def peek(cls, path: Path | None = None) -> "Journal":
+        """Open read-only and unchecked, for a page that shows what the journal says: one that is missing or
+        cannot be opened reads as empty (nothing is created), and a read that fails (locked, damaged) finds nothing."""
+        path = paths.journal_file() if path is None else Path(path)
+        conn = None
+        if path.exists():
+            with suppress(FootsortError):
+                conn = _connect_ro(path.resolve())
+        conn = conn or _empty()
+        conn.row_factory = sqlite3.Row
+        return cls(conn, _new_run(), None, True, path, lenient=True)
 
     @staticmethod
     def _connect_writable(path: Path) -> sqlite3.Connection:
@@ -382,8 +437,10 @@ class Journal:
         with self._mutex:
             try:
                 rows = self._conn.execute(sql, tuple(map(to_db, args))).fetchall()
-            except sqlite3.DatabaseError as exc:
-                if _is_damage(exc):  # damage in a page quick_check passed over (or that came later)
+            except sqlite3.Error as exc:
+                if self._lenient:
+                    return []
+                if isinstance(exc, sqlite3.DatabaseError) and _is_damage(exc):  # in a page quick_check passed over
                     raise damaged(self.path or Path(":memory:"), exc) from None
                 raise
             return [_entry(r) for r in rows]
@@ -414,11 +471,40 @@ class Journal:
     def sorted_copy(self, hash: str) -> Entry | None:
         """The latest file with this content that footsort put in a class or review folder and did not undo."""
         rows = self._query(
-            "SELECT * FROM actions WHERE hash = ? AND state = 'done' AND action IN ('sort', 'review')"
-            " AND undone_by IS NULL ORDER BY id DESC LIMIT 1",
-            (hash,),
-        )
+            f"SELECT * FROM actions WHERE hash = ? AND {_PLACED} ORDER BY id DESC LIMIT 1", (hash,))
         return rows[0] if rows else None
+
+    def placed(self) -> list[Entry]:
+        """Every finished, not undone move of known content into a class or review folder, oldest first."""
+        return self._query(f"SELECT * FROM actions WHERE {_PLACED} AND hash IS NOT NULL ORDER BY id")
+
+    def _latest_placed(self, column: str, values: Sequence[str], where: str = "") -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        for i in range(0, len(values), _PARAMS):
+            part = values[i:i + _PARAMS]
+            for e in self._query(f"SELECT * FROM actions WHERE {_PLACED}{where} AND {column} IN"
+                                 f" ({', '.join('?' * len(part))}) ORDER BY id", part):
+                out[str(e.destination) if column == "destination" else str(e.hash)] = e  # by id: the latest wins
+        return out
+
+    def placed_at(self, destinations: Sequence[str]) -> dict[str, Entry]:
+        """The latest finished, not undone move into a class or review folder per destination path."""
+        return self._latest_placed("destination", destinations)
+
+    def decided_by_model(self, hashes: Sequence[str]) -> dict[str, Entry]:
+        """The latest finished, not undone move a model decided per content hash."""
+        return self._latest_placed("hash", hashes, f" AND {_BY_MODEL}")
+
+    def model_sorts(self, label: str, limit: int) -> list[Entry]:
+        """The latest `limit` finished, not undone sorts into `label` that a model decided, newest first."""
+        return self._query(f"SELECT * FROM actions WHERE {_PLACED} AND action = 'sort' AND {_BY_MODEL}"
+                           " AND label = ? ORDER BY id DESC LIMIT ?", (label, limit))
+
+    def moved_by(self, run: str, destination: Path) -> int | None:
+        """The id of run `run`'s latest finished move to `destination`, or None."""
+        rows = self._query("SELECT * FROM actions WHERE run = ? AND destination = ? AND state = 'done'"
+                           " ORDER BY id DESC LIMIT 1", (run, str(destination)))
+        return rows[0].id if rows else None
 
     def left_in_place(self, path: Path, hash: str) -> Entry | None:
         """The row that deliberately left this content at `path` (undone there, or a skipped duplicate)."""
@@ -460,6 +546,10 @@ def _is_damage(exc: sqlite3.DatabaseError) -> bool:
         return code & 0xFF in (11, 26)
     text = str(exc).lower()
     return "malformed" in text or "not a database" in text
+
+
+def _new_run() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
 def _opt(path: Path | None) -> str | None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from footsort.learning import corrections
 from footsort.sorting.journal import Details
 from footsort.sorting.sorter import Move, Sorter
+
+if TYPE_CHECKING:
+    from footsort.model.prediction import ClassifierFactory
+    from footsort.system.config import Config
 
 
 @dataclass(frozen=True)
@@ -37,14 +41,13 @@ class Relabel:
         return label, probs[label]
 
 
-def model_classes(cfg: object) -> tuple[str, ...]:
-    """The classes of the model in use, from its file's metadata (no torch; the fake classifier's in tests)."""
+def model_classes(cfg: Config, load: ClassifierFactory | None = None) -> tuple[str, ...]:
+    """The classes of the model in use: from its file's metadata (no torch), or from `load`'s classifier when given."""
+    if load is not None:
+        return tuple(load(cfg).classes)
     from footsort.model import registry
     from footsort.model.checkpoint import read_metadata
-    from footsort.sorting.pipeline import TEST_CLASSIFIER_ENV, load_classifier
 
-    if os.environ.get(TEST_CLASSIFIER_ENV):
-        return tuple(load_classifier(cfg).classes)  # type: ignore[arg-type]
     return tuple(read_metadata(registry.in_use_path()).classes)
 
 

@@ -14,7 +14,7 @@ import time
 import warnings
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
@@ -28,7 +28,7 @@ from footsort.errors import UnreadableImage
 from footsort.model.imaging import load_rgb
 from footsort.sorting.journal import Details, Entry, Journal
 from footsort.model.prediction import ImageClassifier, Prediction
-from footsort.sorting.sorter import Move, Sorter, Vanished, file_hash
+from footsort.sorting.sorter import Move, Sorter, Vanished, earlier_copy, file_hash
 
 OutcomeKind = Literal["sort", "review", "failed", "duplicate", "skip", "retry", "vanished", "error"]
 LEFT_IN_PLACE: frozenset[str] = frozenset({"duplicate", "skip", "error"})
@@ -102,15 +102,12 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one file."""
+    """What happened to one file, and the model's prediction it was decided on (None: the model was not asked)."""
 
     source: Path
     action: OutcomeKind
     destination: Path | None = None
-    label: str = ""
-    confidence: float | None = None
-    probabilities: Mapping[str, float] = field(default_factory=dict)
-    model_version: str = ""
+    prediction: Prediction | None = None
     reason: str = ""
     transient: bool = False  # an error that may go away (read-only folder, full or missing disk): try again later
 
@@ -118,6 +115,26 @@ class Outcome:
     def left_in_place(self) -> bool:
         """The file stays where it was (and should not be looked at again until it changes)."""
         return self.action in LEFT_IN_PLACE
+
+    @property
+    def label(self) -> str:
+        """The model's label ("" when it was not asked)."""
+        return self.prediction.label if self.prediction else ""
+
+    @property
+    def confidence(self) -> float | None:
+        """The model's confidence in its label (None when it was not asked)."""
+        return self.prediction.confidence if self.prediction else None
+
+    @property
+    def probabilities(self) -> Mapping[str, float]:
+        """Every class's probability ({} when the model was not asked)."""
+        return self.prediction.probabilities if self.prediction else {}
+
+    @property
+    def model_version(self) -> str:
+        """The version of the model that decided ("" when it was not asked)."""
+        return self.prediction.model_version if self.prediction else ""
 
 
 def image_size(path: Path) -> tuple[int, int, str] | None:
@@ -213,21 +230,12 @@ def _chunks(loaded: Iterator[Loaded], size: int) -> Iterator[list[Loaded]]:
         yield chunk
 
 
-TEST_CLASSIFIER_ENV = "FOOTSORT_TEST_CLASSIFIER"  # "module:Class", tests only: a fake model without torch
-
-
 def load_classifier(cfg: Config, model_path: Path | None = None, fuse: str = "now") -> ImageClassifier:
-    """The one place commands get their classifier: --model, else [model] path, else the model in use.
+    """The classifier commands use (the default ClassifierFactory): --model, else [model] path, else the model in use.
 
     `fuse` (CPU only): "now" fuses the graph before the first image (pays off from a few dozen
     photos), "background" starts at once and switches to the fused graph when ready, "never" stays eager.
     """
-    spec = os.environ.get(TEST_CLASSIFIER_ENV)
-    if spec:  # test hook: lets subprocess tests run the real CLI with a fake model
-        import importlib
-
-        module, _, name = spec.partition(":")
-        return getattr(importlib.import_module(module), name)()
     from footsort.model.engine import load_classifier as load_on_engine  # onnx or torch: model.engine
 
     return load_on_engine(model_path or cfg.model.path or None, cfg.model.engine, cfg.model.device, fuse)
@@ -356,14 +364,7 @@ class Pipeline:
             return None
         if x.hash in self._dry_sorted:
             return self._dry_sorted[x.hash]
-        entry = self.journal.sorted_copy(x.hash) if self.journal is not None else None
-        if entry is None or entry.destination is None or entry.destination == x.item.path:
-            return None
-        try:
-            same_size = entry.size is None or os.lstat(entry.destination).st_size == entry.size
-        except OSError:
-            return None  # the earlier copy was deleted or moved away: this one is not a duplicate
-        return entry.destination if same_size else None
+        return earlier_copy(self.journal, x.hash, x.item.path)
 
     def _after_model(self, x: Loaded, prediction: Prediction) -> Outcome:
         """Stage 3: decide from the prediction, then move."""
@@ -376,16 +377,9 @@ class Pipeline:
     def _move(self, x: Loaded, action: Literal["sort", "review", "failed"], *,
               prediction: Prediction | None = None, reason: str = "") -> Outcome:
         """Stage 4: move + journal."""
-        p = prediction
-        details = Details(
-            label=p.label if p else "", confidence=p.confidence if p else None,
-            probabilities=dict(p.probabilities) if p else {}, model_version=p.model_version if p else "",
-            reason=reason,
-        )
-        layout = x.item.layout
-        folder = layout.folder(action, details.label)
-        base = Outcome(x.item.path, action, label=details.label, confidence=details.confidence,
-                       probabilities=details.probabilities, model_version=details.model_version, reason=reason)
+        details = Details.of(prediction, reason)
+        folder = x.item.layout.folder(action, details.label)
+        base = Outcome(x.item.path, action, prediction=prediction, reason=reason)
         if folder == x.item.path.parent:  # sorted again, same answer: nothing to move
             return replace(base, destination=x.item.path)
         try:
@@ -393,7 +387,7 @@ class Pipeline:
         except Vanished:
             return Outcome(x.item.path, "vanished", reason="gone before it could be moved")
         except OSError as exc:  # a read-only folder, a full or missing disk: may go away
-            return Outcome(x.item.path, "error", label=details.label, reason=f"could not move it: {exc}",
+            return Outcome(x.item.path, "error", prediction=prediction, reason=f"could not move it: {exc}",
                            transient=True)
         if self.sorter.dry_run and action != "failed" and x.hash:
             self._dry_sorted[x.hash] = dest
@@ -419,12 +413,10 @@ class Pipeline:
         if self.sorter.dry_run:
             return
         event: events.Event | None = None
-        if o.action == "sort":
-            event = events.FileSorted(o.source, o.destination, o.label, o.confidence or 0.0, o.probabilities,
-                                      o.model_version)
-        elif o.action == "review":
-            event = events.FileReviewed(o.source, o.destination, o.label, o.confidence or 0.0, o.probabilities,
-                                        o.model_version, o.reason)
+        if o.action == "sort" and o.prediction is not None and o.destination is not None:
+            event = events.FileSorted.of(o.source, o.destination, o.prediction)
+        elif o.action == "review" and o.destination is not None:
+            event = events.FileReviewed.of(o.source, o.destination, o.prediction, o.reason)
         elif o.action in ("failed", "error"):
             event = events.FileFailed(o.source, o.destination, o.reason)
         if event is not None:
@@ -434,8 +426,18 @@ class Pipeline:
                 logger.error(f"plugin host failed on {event.name}: {exc}")
 
 
-def _files(n: int) -> str:
-    return f"{n} file" + ("" if n == 1 else "s")
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+_SUMMARY_PARTS = (  # count key -> its words, in the order they are said
+    ("review", lambda n: f"{n} to review"),
+    ("failed", lambda n: f"{n} failed"),
+    ("duplicate", lambda n: f"{_count(n, 'duplicate')} left in place"),
+    ("skip", lambda n: f"{_count(n, 'file')} left in place"),
+    ("vanished", lambda n: f"{_count(n, 'file')} vanished"),
+    ("error", lambda n: _count(n, "error")),
+)
 
 
 def summary(counts: Mapping[str, int], labels: Mapping[str, int] | None = None, waiting: int = 0) -> str:
@@ -448,20 +450,7 @@ def summary(counts: Mapping[str, int], labels: Mapping[str, int] | None = None, 
     if counts["sort"]:
         by_label = ", ".join(f"{k} {v}" for k, v in sorted((labels or {}).items()))
         parts.append(f"sorted {counts['sort']}" + (f" ({by_label})" if by_label else ""))
-    if counts["review"]:
-        parts.append(f"{counts['review']} to review")
-    if counts["failed"]:
-        parts.append(f"{counts['failed']} failed")
-    if counts["duplicate"]:
-        n = counts["duplicate"]
-        parts.append(f"{n} duplicate{'' if n == 1 else 's'} left in place")
-    if counts["skip"]:
-        parts.append(f"{_files(counts['skip'])} left in place")
-    if counts["vanished"]:
-        parts.append(f"{_files(counts['vanished'])} vanished")
-    if counts["error"]:
-        n = counts["error"]
-        parts.append(f"{n} error{'' if n == 1 else 's'}")
+    parts += [words(counts[key]) for key, words in _SUMMARY_PARTS if counts[key]]
     if waiting:
-        parts.append(f"{_files(waiting)} still in the inbox, to be tried again")
+        parts.append(f"{_count(waiting, 'file')} still in the inbox, to be tried again")
     return "; ".join(parts) or "nothing to sort"

@@ -15,7 +15,7 @@ from typing import Any, Callable, Hashable, Sequence
 from loguru import logger
 from PIL import Image
 
-from footsort.model.prediction import ImageClassifier, Prediction
+from footsort.model.prediction import ClassifierFactory, ImageClassifier, Prediction
 
 
 def _default_token() -> Hashable:
@@ -89,10 +89,15 @@ class ReloadingClassifier:
         return fresh
 
 
-def follow_in_use(classifier: ImageClassifier, cfg: Any, model_path: Path | None = None) -> Any:
-    """For the daemon: follow the model in use (hot reload), unless a model file was pinned (--model, [model] path)."""
+def follow_in_use(classifier: ImageClassifier, cfg: Any, model_path: Path | None = None,
+                  load: ClassifierFactory | None = None) -> Any:
+    """For the daemon: follow the model in use (hot reload), unless a model file was pinned (--model, [model] path).
+
+    `load` builds the newly promoted model (default: footsort.sorting.pipeline.load_classifier).
+    """
     if model_path or getattr(getattr(cfg, "model", None), "path", ""):
         return classifier
     from footsort.sorting.pipeline import load_classifier
 
-    return ReloadingClassifier(lambda: load_classifier(cfg, fuse="background"), initial=classifier)
+    build = load or load_classifier
+    return ReloadingClassifier(lambda: build(cfg, fuse="background"), initial=classifier)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import os
 import stat
 import sys
@@ -23,10 +22,10 @@ from typing import Iterable
 from loguru import logger
 
 from footsort.system.atomic import fsync_dir as _fsync_dir
+from footsort.sorting.hashes import file_hash
 from footsort.sorting.journal import Action, Details, Entry, Journal
 from footsort.sorting.naming import candidates
 
-_CHUNK = 1 << 20
 TEMP_PREFIX = ".footsort-"  # temporary copies; hidden and suffixed .part, so no watcher reacts to them
 
 
@@ -60,15 +59,6 @@ def check_output_folder(folder: Path) -> None:
                            "it sorts into: replace it with a real folder")
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeFolder(f"{folder} is not a folder; move it away so footsort can make the folder")
-
-
-def file_hash(path: Path) -> str:
-    """SHA-256 of a file's content, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- renaming without replacing ----------------------------------------------------------------
@@ -125,16 +115,13 @@ def _copy_verified(src: Path, tmp: Path, expected: str | None) -> None:
     """Copy src to a new file tmp (never replacing), fsync it, and check the copy's hash."""
     import shutil
 
-    h = hashlib.sha256()
-    with open(src, "rb") as fin, open(tmp, "xb") as fout:
-        while chunk := fin.read(_CHUNK):
-            h.update(chunk)
-            fout.write(chunk)
+    with open(tmp, "xb") as fout:
+        copied = file_hash(src, copy_to=fout)
         fout.flush()
         os.fsync(fout.fileno())
-    if expected is not None and h.hexdigest() != expected:
+    if expected is not None and copied != expected:
         raise OSError(errno.EIO, "the file changed while it was being copied", str(src))
-    if file_hash(tmp) != h.hexdigest():
+    if file_hash(tmp) != copied:
         raise OSError(errno.EIO, "the copy does not match the original", str(tmp))
     try:
         shutil.copystat(src, tmp)
@@ -229,6 +216,18 @@ class Sorter:
             raise
         finish(entry_id, "done")
         return dest
+
+
+def earlier_copy(journal: Journal | None, content: str, path: Path) -> Path | None:
+    """Where this content already sits after an earlier sort, other than `path` (None if nowhere any more)."""
+    entry = journal.sorted_copy(content) if journal is not None else None
+    if entry is None or entry.destination is None or entry.destination == path:
+        return None
+    try:
+        same_size = entry.size is None or os.lstat(entry.destination).st_size == entry.size
+    except OSError:
+        return None  # the earlier copy was deleted or moved away: this one is not a duplicate
+    return entry.destination if same_size else None
 
 
 # -- repairing after a crash ------------------------------------------------------------------------

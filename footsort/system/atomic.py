@@ -1,9 +1,14 @@
 """Write a file in one step: a temporary file in the same folder, fsync, os.replace, fsync of the folder.
 
-Every file footsort owns (model files, in_use.json, caches, service units) is written through
-`write_with`, so a crash leaves the old file or the new one, never half of one. The temporary file is
-named `.<target>.<8 random [a-z0-9]>.tmp`; a process killed mid-write leaves one behind, and
-`clean_stale` removes such leftovers (and only files of exactly that pattern) once they are old.
+Every file footsort owns (model files, in_use.json, caches, thumbnails, sidecars, results and copy plans,
+service units) is written through this module, so a crash leaves the old file or the new one, never half
+of one. `write_with` (and `write_bytes`/`write_text`) suit a write done in one call; `replacing` yields a
+temporary path for writers that want one (safetensors, PIL); `Replacement` serves a writer that streams
+into the file over many calls (Parquet results, CSV copy plans) and decides at the end to keep it or not.
+
+The temporary file is named `.<target>.<8 random [a-z0-9]>.tmp` and is locked (flock) while its writer
+lives. A process killed mid-write leaves one behind; `clean_stale` removes such leftovers (only files of
+exactly that pattern, old and no longer locked), so a long streaming write is never taken for one.
 """
 
 from __future__ import annotations
@@ -14,10 +19,16 @@ import secrets
 import stat
 import string
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-STALE_AFTER_S = 3600.0  # a temp file this old belongs to a dead writer (the biggest write takes seconds)
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, age alone decides
+    fcntl = None  # type: ignore[assignment]
+
+STALE_AFTER_S = 3600.0  # an unlocked temp file this old belongs to a dead writer
 _ALPHABET = string.ascii_lowercase + string.digits
 _TEMP = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")  # tempfile.mkstemp's names of older versions too
 
@@ -47,16 +58,89 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _new_temp(path: Path) -> Path:
-    """Create (exclusively) an empty temporary file beside `path`."""
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{''.join(secrets.choice(_ALPHABET) for _ in range(8))}.tmp")
+def _lock(fd: int) -> bool:
+    """Take the advisory lock on an open temp file without waiting; False when a live writer holds it."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+class Replacement:
+    """A temporary file beside `path` (created and locked now) that `commit` makes `path`, or `discard` removes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            tmp = self.path.with_name(f".{self.path.name}.{''.join(secrets.choice(_ALPHABET) for _ in range(8))}.tmp")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            self.tmp, self._open = tmp, True
+            self._lock_fd: int | None = fd if fcntl is not None and _lock(fd) else None
+            if self._lock_fd is None:
+                os.close(fd)  # no advisory locks here (Windows): an open file could not be replaced
+            return
+        raise FileExistsError(f"no free temporary name beside {self.path}")  # pragma: no cover
+
+    def commit(self) -> Path:
+        """Make the written temporary file `path` durably (keeping an existing file's mode); removed on failure."""
+        if not self._open:
+            raise ValueError(f"the temporary file for {self.path} was already committed or discarded")
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            return tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover
+            fd = os.open(self.tmp, os.O_RDONLY)  # the file as the writer left it, whatever it opened
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.chmod(self.tmp, self.path.stat().st_mode & 0o7777)
+            except FileNotFoundError:
+                os.chmod(self.tmp, 0o666 & ~_umask())
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        self._close()
+        fsync_dir(self.path.parent)
+        clean_stale(self.path.parent)
+        return self.path
+
+    def close(self, keep: bool) -> None:
+        """`commit` when `keep`, else `discard`."""
+        if keep:
+            self.commit()
+        else:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the temporary file; `path` stays as it was."""
+        if self._open:
+            self.tmp.unlink(missing_ok=True)
+            self._close()
+
+    def _close(self) -> None:
+        self._open = False
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write; it becomes `path` when the block ends, and is removed if it raises."""
+    target = Replacement(path)
+    try:
+        yield target.tmp
+    except BaseException:
+        target.discard()
+        raise
+    target.commit()
 
 
 def write_with(path: Path, write: Callable[[Path], None]) -> Path:
@@ -64,27 +148,9 @@ def write_with(path: Path, write: Callable[[Path], None]) -> Path:
 
     Readers see the old file or the new one, never half; on any failure the temporary file is removed.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_temp(path)
-    try:
+    with replacing(path) as tmp:
         write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        except FileNotFoundError:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    clean_stale(path.parent)
-    return path
+    return Path(path)
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -97,8 +163,25 @@ def write_text(path: Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def _remove_if_dead(p: Path) -> bool:
+    """Remove a temp file unless a live writer holds its lock; whether it was removed."""
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        if not _lock(fd):
+            return False
+        p.unlink()
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def clean_stale(folder: Path, older_than_s: float = STALE_AFTER_S) -> list[Path]:
-    """Remove this module's temporary files in `folder` older than `older_than_s` (a killed writer's); the removed."""
+    """Remove this module's temporary files in `folder` older than `older_than_s` whose writer is gone; the removed."""
     removed: list[Path] = []
     now = time.time()
     try:
@@ -111,12 +194,10 @@ def clean_stale(folder: Path, older_than_s: float = STALE_AFTER_S) -> list[Path]
         p = Path(folder) / name
         try:
             st = os.lstat(p)
-            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < older_than_s:
-                continue
-            p.unlink()
         except OSError:
             continue
-        removed.append(p)
+        if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= older_than_s and _remove_if_dead(p):
+            removed.append(p)
     if removed:
         from loguru import logger
 

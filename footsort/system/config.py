@@ -7,7 +7,6 @@ ConfigError naming the dotted key, the bad value and what is allowed.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 import os
@@ -276,8 +275,3 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
         cleaned = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in overrides.items()}
         cfg = _apply(cfg, {s: kv for s, kv in cleaned.items() if kv}, from_text=False, where=lambda _key: "the command line")
     return cfg
-
-
-def as_dict(cfg: Config) -> dict[str, Any]:
-    """The configuration as plain data (for `config show`)."""
-    return dataclasses.asdict(cfg)

@@ -105,16 +105,18 @@ def check_torch(m: Machine) -> list[Check]:
         import torchvision
     except Exception as exc:  # ImportError, or a broken binary install
         return [Check("torch", "fail", f"cannot import torch/torchvision: {exc}", "pip install torch torchvision")]
+    from footsort.model.device import cuda_available, mps_available, resolve_device
+
     out = [Check("torch", "ok", f"torch {torch.__version__}, torchvision {torchvision.__version__}")]
-    cuda = torch.cuda.is_available()
-    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    cuda, mps = cuda_available(), mps_available()
     seen = ", ".join(n for n, ok in (("CUDA " + (torch.cuda.get_device_name(0) if cuda else ""), cuda), ("MPS", mps)) if ok)
     wanted = m.cfg.model.device
-    if (wanted == "cuda" and not cuda) or (wanted == "mps" and not mps):
+    try:
+        picked = resolve_device(wanted).type
+    except FootsortError:
         out.append(Check("device", "fail", f"model.device = {wanted!r} but torch sees no {wanted.upper()} device",
                          "set model.device = \"auto\" (or \"cpu\") in the config"))
     else:
-        picked = wanted if wanted != "auto" else ("cuda" if cuda else "mps" if mps else "cpu")
         note = "" if seen else "; no GPU found: fine for sorting, training is slower"
         out.append(Check("device", "ok", f"{picked} (model.device = {wanted!r}; available: CPU{', ' + seen if seen else ''}){note}"))
     return out

@@ -1,6 +1,6 @@
 """What the review page lists: photos in review/ and the latest automatic sorts, with what the journal says.
 
-Reading only: the folders (one `scandir` each) and the journal (read-only SQLite). Every photo gets an
+Reading only: the folders (one `scandir` each) and the journal (`Journal.peek`). Every photo gets an
 opaque id (a hash of its path); the server acts only on photos found by these listings, so nothing a
 request says can name a file outside the configured folders.
 """
@@ -8,19 +8,15 @@ request says can name a file outside the configured folders.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import sqlite3
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from footsort.learning import corrections
+from footsort.sorting.journal import Entry, Journal
 from footsort.system import paths
 from footsort.model.imaging import IMAGE_SUFFIXES
-
-_CHUNK = 400  # SQLite host parameters per query
 
 
 @dataclass(frozen=True)
@@ -75,77 +71,20 @@ def _images(folder: Path) -> list[os.DirEntry]:
         return []
 
 
-@contextmanager
-def _reading(journal: Path | None) -> Iterator[sqlite3.Connection | None]:
-    """The journal, read-only; None when there is none yet."""
-    path = paths.journal_file() if journal is None else Path(journal)
-    if not path.exists():
-        yield None
-        return
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-_COLUMNS = "id, action, hash, size, destination, label, confidence, probabilities, model_version, finished"
-_MOVED = "state = 'done' AND undone_by IS NULL AND action IN ('sort', 'review')"
-
-
-def _to_db(value: str) -> str | bytes:
-    """A path as the journal stores it: text, or the name's raw bytes when it is not valid UTF-8."""
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        return os.fsencode(value)
-
-
-def _text(value: object) -> str:
-    return os.fsdecode(value) if isinstance(value, bytes) else str(value or "")
-
-
-def _rows(conn: sqlite3.Connection | None, column: str, values: Sequence[str]) -> dict[str, sqlite3.Row]:
-    """The latest finished, not undone sort/review row per value of `column` (destination or hash)."""
-    out: dict[str, sqlite3.Row] = {}
-    if conn is None:
-        return out
-    extra = " AND model_version != ''" if column == "hash" else ""  # by content: what a model said
-    for i in range(0, len(values), _CHUNK):
-        part = values[i:i + _CHUNK]
-        sql = (f"SELECT {_COLUMNS} FROM actions WHERE {_MOVED}{extra} AND {column} IN"
-               f" ({', '.join('?' * len(part))}) ORDER BY id")
-        try:
-            for row in conn.execute(sql, [_to_db(v) for v in part]):
-                out[_text(row[column])] = row  # ordered by id: the latest wins
-        except sqlite3.Error:
-            return out
-    return out
-
-
-def _probabilities(text: str | None) -> dict[str, float]:
-    try:
-        return {str(k): float(v) for k, v in json.loads(text or "{}").items()}
-    except (ValueError, TypeError, AttributeError):
-        return {}
-
-
-def _photo(entry: os.DirEntry, root: Path, folder: str, row: sqlite3.Row | None, content: str | None) -> Photo:
+def _photo(entry: os.DirEntry, root: Path, folder: str, row: Entry | None, content: str | None) -> Photo:
     st = entry.stat(follow_symlinks=False)
     path, pid = Path(entry.path), photo_id(entry.path)
     if row is None:
         return Photo(pid, path, root, folder, st.st_size, st.st_mtime, content)
-    same = row["size"] is None or row["size"] == st.st_size
-    probs = _probabilities(row["probabilities"])
-    label, conf = _text(row["label"]), row["confidence"]
-    if _text(row["model_version"]) == corrections.HUMAN and probs:  # a person put it here: show what the model had said
+    same = row.size is None or row.size == st.st_size
+    d = row.details
+    probs = dict(d.probabilities)
+    label, conf = d.label, d.confidence
+    if d.model_version == corrections.HUMAN and probs:  # a person put it here: show what the model had said
         label = max(probs, key=lambda k: probs[k])
         conf = probs[label]
     return Photo(pid, path, root, folder, st.st_size, st.st_mtime,
-                 content or (row["hash"] if same else None), label, conf, probs, _text(row["model_version"]),
-                 row["finished"])
+                 content or (row.hash if same else None), label, conf, probs, d.model_version, row.finished)
 
 
 def _confidence_order(p: Photo) -> tuple:
@@ -155,14 +94,14 @@ def _confidence_order(p: Photo) -> tuple:
 def review_queue(lib: Library, journal: Path | None = None, hashes: object | None = None) -> list[Photo]:
     """Photos in each review/ folder, least confident first (unknown confidence last)."""
     listed = [(root, e) for root in lib.roots for e in _images(root / lib.review)]
-    with _reading(journal) as conn:
-        by_dest = _rows(conn, "destination", [e.path for _, e in listed])
+    with Journal.peek(journal) as j:
+        by_dest = j.placed_at([e.path for _, e in listed])
         unknown = [e for _, e in listed if e.path not in by_dest]
         digests: dict[str, str] = {}
         if unknown and hashes is not None:  # renamed or put back by hand: look it up by content
             got = hashes.many(Path(e.path) for e in unknown)  # type: ignore[attr-defined]
             digests = {str(p): h for p, h in got.items()}
-        by_hash = _rows(conn, "hash", sorted(set(digests.values())))
+        by_hash = j.decided_by_model(sorted(set(digests.values())))
     out = []
     for root, e in listed:
         row = by_dest.get(e.path)
@@ -179,29 +118,21 @@ def review_queue(lib: Library, journal: Path | None = None, hashes: object | Non
 def recent_sorts(lib: Library, per_class: int = 48, journal: Path | None = None) -> dict[str, list[Photo]]:
     """Per class, the latest automatic sorts still in place, lowest confidence first."""
     out: dict[str, list[Photo]] = {c: [] for c in lib.classes}
-    with _reading(journal) as conn:
-        if conn is None:
-            return out
+    with Journal.peek(journal) as j:
         for label in lib.classes:
             homes = {root / label: root for root in lib.roots}
-            try:
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM actions WHERE {_MOVED} AND action = 'sort' AND model_version != ''"
-                    " AND label = ? ORDER BY id DESC LIMIT ?", (label, per_class * 4)).fetchall()
-            except sqlite3.Error:
-                return out
             seen: set[str] = set()
-            for row in rows:
-                dest = _text(row["destination"])
+            for row in j.model_sorts(label, per_class * 4):
+                dest = str(row.destination or "")
                 if not dest or dest in seen or Path(dest).parent not in homes:
                     continue
                 seen.add(dest)
                 try:
-                    entry = _Entry(dest)
+                    entry = _FoundFile(dest)
                     photo = _photo(entry, homes[Path(dest).parent], label, row, None)  # type: ignore[arg-type]
                 except OSError:  # moved away or deleted since
                     continue
-                if row["size"] is not None and photo.size != row["size"]:
+                if row.size is not None and photo.size != row.size:
                     continue  # another file took the name
                 out[label].append(photo)
                 if len(out[label]) >= per_class:
@@ -210,7 +141,7 @@ def recent_sorts(lib: Library, per_class: int = 48, journal: Path | None = None)
     return out
 
 
-class _Entry:
+class _FoundFile:
     """The two things _photo needs from an os.DirEntry, for a path found in the journal."""
 
     def __init__(self, path: str) -> None:
@@ -225,12 +156,8 @@ class _Entry:
 
 def moved_by(run: str, destination: Path, journal: Path | None = None) -> int | None:
     """The id of run `run`'s finished move to `destination` (the latest), or None."""
-    with _reading(journal) as conn:
-        if conn is None:
-            return None
-        row = conn.execute("SELECT id FROM actions WHERE run = ? AND destination = ? AND state = 'done'"
-                           " ORDER BY id DESC LIMIT 1", (run, _to_db(str(destination)))).fetchone()
-    return None if row is None else int(row["id"])
+    with Journal.peek(journal) as j:
+        return j.moved_by(run, destination)
 
 
 def signature(lib: Library, journal: Path | None = None) -> str:

@@ -222,17 +222,14 @@ class ReviewService:
 
     def rollback(self) -> dict:
         """Go back to the model used before the current one, and tell plugins."""
-        from footsort.plugins import events
-        from footsort.model import registry
+        from footsort.learning import versions
 
-        previous = registry.current_version()
-        now = registry.rollback()
+        switch = versions.rollback()
         try:
-            self.host.emit(events.ModelPromoted(now, registry.in_use_path(), previous))  # type: ignore[attr-defined]
+            self.host.emit(switch)  # type: ignore[attr-defined]
         except Exception as exc:
             logger.error(f"could not tell plugins about the rollback: {exc}")
-        return {"now": now or "default", "was": previous or "default"}
-
+        return {"now": switch.version or "default", "was": switch.previous or "default"}
 
     def retrain(self) -> bool:
         """Start `footsort retrain` on the page's libraries; False when one is already running."""

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
-from footsort.system import paths
+from footsort.system import atomic, paths
 
 THUMB_SIDE = 256  # longest side, pixels (shown at about 160 CSS px: sharp on 1.5x screens)
 LARGE_SIDE = 1600
@@ -109,9 +109,7 @@ class Thumbnails:
             if os.path.exists(path):  # undecodable, not merely gone: remember
                 target.with_suffix(".bad").touch()
             return None
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        atomic.write_bytes(target, data)
         self._remember(content, data)
         return target
 
