@@ -178,3 +178,32 @@ def test_the_endpoint_comes_from_the_environment(store) -> None:
 
     assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     assert f"{BUCKET}/photos" in s3fs.S3FileSystem().ls(BUCKET)  # no endpoint_url given: botocore found it
+
+
+def test_copies_a_plan_made_are_not_listed_again_and_gone_objects_are_not_planned(store, tmp_path: Path) -> None:
+    import s3fs
+
+    client, _ = store
+    before = objects(client)
+    assert cli("bulk", PHOTOS, "--out", tmp_path / "r.parquet").exit_code == 0
+    assert cli("apply", tmp_path / "r.parquet").exit_code == 0
+    fs = s3fs.S3FileSystem()
+    with open(tmp_path / "r.copy-plan.csv", newline="") as f:
+        for p in csv.DictReader(f):
+            fs.copy(p["source"], p["destination"])
+    try:
+        again = cli("bulk", PHOTOS, "--recursive", "--out", tmp_path / "again.parquet")
+        assert again.exit_code == 0, again.output
+        listed = sorted(r.uri for r in all_rows(str(tmp_path / "again.parquet")))
+        assert listed == sorted(r.uri for r in all_rows(str(tmp_path / "r.parquet")))  # not the tsinelas/ copies
+    finally:
+        for key in [k for k in objects(client) if k not in before]:
+            client.delete_object(Bucket=BUCKET, Key=key)
+
+    (tmp_path / "m.csv").write_text(f"uri\n{PHOTOS}/red00.jpg\n{PHOTOS}/not-there.jpg\n{PHOTOS}/broken.jpg\n")
+    assert cli("bulk", tmp_path / "m.csv", "--out", tmp_path / "m.parquet").exit_code == 0
+    result = cli("apply", tmp_path / "m.parquet")
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "m.copy-plan.csv", newline="") as f:
+        planned = [Path(p["source"]).name for p in csv.DictReader(f)]
+    assert planned == ["red00.jpg", "broken.jpg"]  # the unreadable photo is copied to failed/, the missing one is not

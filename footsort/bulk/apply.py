@@ -52,6 +52,16 @@ def copy_destination(row: Row, cfg: Config, output: str | None, taken: set[str])
     return dest
 
 
+def _exists(uri: str) -> bool:
+    """Whether an object-store uri names an object (asked only of failed rows: one request each)."""
+    from footsort.bulk.manifest import filesystem
+
+    try:
+        return bool(filesystem(uri).exists(uri))
+    except Exception:  # the store cannot say: keep the row in the plan, the copy tool will report it
+        return True
+
+
 class CopyPlan:
     """A CSV of copies to make, written to a temporary name and renamed into place when complete."""
 
@@ -66,7 +76,9 @@ class CopyPlan:
         self._writer = None
 
     def add(self, row: Row) -> Applied:
-        """Plan the copy of one remote row's photo."""
+        """Plan the copy of one remote row's photo (a failed row whose object is gone has nothing to copy)."""
+        if row.action == "failed" and not _exists(row.uri):
+            return Applied(row.uri, "vanished", reason="not in the store: nothing to copy")
         dest = copy_destination(row, self.cfg, self.output, self._taken)
         if not self.dry_run:
             if self._writer is None:
@@ -165,8 +177,7 @@ class Mover:
         from footsort.sorting.journal import Details
         from footsort.sorting.sorter import Move, Vanished
 
-        details = Details(label=row.label, confidence=row.confidence, probabilities=dict(row.probabilities),
-                          model_version=row.model_version, reason=reason if action != "sort" else "")
+        details = Details.of(row.prediction, reason if action != "sort" else "")
         folder = self.layout(path).folder(action, row.label)
         if folder == path.parent:  # already where it belongs
             return Applied(row.uri, action, str(path), row.label, "already in its folder")
@@ -189,11 +200,9 @@ class Mover:
         from footsort.plugins import events
 
         if action == "sort":
-            event = events.FileSorted(path, dest, row.label, row.confidence or 0.0, details.probabilities,
-                                      row.model_version)
+            event = events.FileSorted.of(path, dest, row.prediction)
         elif action == "review":
-            event = events.FileReviewed(path, dest, row.label, row.confidence or 0.0, details.probabilities,
-                                        row.model_version, details.reason)
+            event = events.FileReviewed.of(path, dest, row.prediction, details.reason)
         else:
             event = events.FileFailed(path, dest, details.reason)
         try:

@@ -61,7 +61,8 @@ def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None, load: Cl
     classes = tuple(classifier.classes)
     policy = policy_for(cfg, classes)
     spec = DecodeSpec.of(classifier, cfg.sort.max_pixels, job.source.root)
-    uris = iter_uris(job.source, _outputs(job, cfg, classes))
+    uris = iter_uris(job.source, _outputs(job, cfg, classes),
+                     frozenset((*classes, cfg.sort.review_folder, cfg.sort.failed_folder)))
     stats = Stats(job.engine)
     with ResultsWriter(job.out) as writer:
         if job.engine == "local":

@@ -178,7 +178,7 @@ def _walk_local(root: Path, recursive: bool, outputs: frozenset[Path]) -> Iterat
             yield str(path)
 
 
-def _remote_listing(source: Source) -> Iterator[str]:
+def _remote_listing(source: Source, skip_folders: frozenset[str] = frozenset()) -> Iterator[str]:
     fs = filesystem(source.text)
     try:
         if source.kind == "glob":
@@ -189,20 +189,27 @@ def _remote_listing(source: Source) -> Iterator[str]:
             found = [e["name"] for e in fs.ls(source.text, detail=True) if e.get("type") != "directory"]
     except Exception as exc:  # listed on the driver before anything starts: one line, not a traceback
         raise store_error(source.text, exc) from None
+    prefix = source.text.split("://", 1)[-1].rstrip("/") + "/"
     for key in sorted(found):
         name = key.rsplit("/", 1)[-1]
+        below = key.split("://", 1)[-1]
+        below = below[len(prefix):] if below.startswith(prefix) else below
+        if skip_folders.intersection(below.split("/")[:-1]):  # a copy an earlier plan made: never listed again
+            continue
         if is_image_name(Path(name)) and not name.startswith("."):
             yield key if "://" in key else fs.unstrip_protocol(key)  # s3fs: bucket/key -> s3://bucket/key
 
 
-def iter_uris(source: Source, outputs: frozenset[Path] = frozenset()) -> Iterator[str]:
-    """Every photo uri of the source, resolved; `outputs` are footsort's own folders, never listed."""
+def iter_uris(source: Source, outputs: frozenset[Path] = frozenset(),
+              output_names: frozenset[str] = frozenset()) -> Iterator[str]:
+    """Every photo uri of the source, resolved; footsort's own folders (`outputs` on disk, folders named
+    `output_names` below a store prefix) are never listed."""
     if source.kind == "parquet":
         yield from (resolve(u, source.root) for u in _parquet_uris(source))
     elif source.kind == "csv":
         yield from (resolve(u, source.root) for u in _csv_uris(source))
     elif source.remote:
-        yield from _remote_listing(source)
+        yield from _remote_listing(source, output_names if source.recursive else frozenset())
     elif source.kind == "folder":
         yield from _walk_local(Path(source.text), source.recursive, outputs)
     else:

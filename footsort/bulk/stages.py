@@ -18,7 +18,7 @@ from footsort.bulk.manifest import readable, resolve
 from footsort.sorting.decide import Policy, Review, decide
 
 if TYPE_CHECKING:
-    from footsort.model.prediction import ClassifierFactory
+    from footsort.model.prediction import ClassifierFactory, Prediction
     from footsort.system.config import Config
 
 Action = Literal["sort", "review", "failed", "error"]  # error: the model failed on the batch (file left alone)
@@ -96,6 +96,15 @@ class Row:
     model_version: str = ""
     content_hash: str | None = None
     probabilities: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def prediction(self) -> "Prediction | None":
+        """What the model said, as the pipeline's record (None for a photo the model never saw)."""
+        from footsort.model.prediction import Prediction
+
+        if not self.label or self.confidence is None:
+            return None
+        return Prediction(self.label, self.confidence, dict(self.probabilities), self.model_version)
 
     def as_record(self) -> dict[str, Any]:
         """The row as the results file stores it (probabilities as a JSON object)."""
