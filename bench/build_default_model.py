@@ -131,7 +131,7 @@ def lowest_threshold(per_source: list[tuple[torch.Tensor, torch.Tensor]], target
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--views", type=int, default=4)
+    ap.add_argument("--views", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--width", type=int, default=256)
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--tune-lr", type=float, default=1e-4, help="learning rate of the tuned backbone stages")
     ap.add_argument("--balance", default="source-class", choices=("none", "source-class"),
                     help="source-class: every source counts equally, each half tsinelas and half sapatos")
-    ap.add_argument("--per-source", type=int, default=2000, help="draws per source per epoch when balanced")
+    ap.add_argument("--per-source", type=int, default=800, help="draws per source per epoch when balanced")
     ap.add_argument("--tta", action="store_true", help="score with a test-time flip (average of both logits)")
     ap.add_argument("--target-precision", type=float, default=0.95)
     ap.add_argument("--variants", default="no-dev,no-street,no-web,all")

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 from collections import Counter
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -104,17 +104,21 @@ def layout_of(path: Path, layouts: dict[Path, Layout]) -> Layout:
 
 
 def run(inboxes: Sequence[Path], cfg: Config, classifier: object, *, host: object, journal: Journal | None,
-        stop: threading.Event, dry_run: bool = False, watcher: Watcher | None = None) -> Counter[str]:
+        stop: threading.Event, dry_run: bool = False, watcher: Watcher | None = None,
+        alongside: Sequence[AbstractContextManager[object]] = ()) -> Counter[str]:
     """Sort what is in the inboxes, then follow them until `stop` is set; counts of outcomes.
 
     The journal should already be repaired (sorter.recover) by whoever opened it. Raises
-    FootsortError when another watcher holds one of the inboxes.
+    FootsortError when another watcher holds one of the inboxes. `alongside` (the review page of
+    `footsort watch --ui`) is entered once the inboxes are this daemon's, and left after it stopped.
     """
     inboxes = [Path(os.path.abspath(p)) for p in inboxes]
     with ExitStack() as locks:
         if not dry_run:  # a dry run writes nothing, so it cannot make false duplicates either
             for inbox in inboxes:
                 locks.enter_context(watch_lock(inbox))
+        for companion in alongside:
+            locks.enter_context(companion)
         return _run(inboxes, cfg, classifier, host=host, journal=journal, stop=stop, dry_run=dry_run, watcher=watcher)
 
 
@@ -162,7 +166,7 @@ def _run(inboxes: list[Path], cfg: Config, classifier: object, *, host: object, 
 
     host.emit(events.DaemonStarted(tuple(inboxes), getattr(clf, "version", "")))  # type: ignore[attr-defined]
     mode = "polling" if watcher.polling else "watching"
-    logger.info(f"{mode} {', '.join(map(str, inboxes))} (threshold {cfg.sort.threshold:.2f}"
+    logger.info(f"{mode} {', '.join(map(str, inboxes))} (threshold {cfg.sort.threshold:.3g}"
                 f"{', dry run' if dry_run else ''}); stop with Ctrl+C")
     try:
         with pipeline:

@@ -39,7 +39,7 @@ Decision = Union[Sort, Review, Skip]
 class Policy:
     """The knobs that turn a prediction into a decision."""
 
-    threshold: float = 0.90
+    threshold: float = 0.915
     classes: tuple[str, ...] = ()  # labels allowed to get a folder; empty: any label
     duplicates: DuplicatePolicy = "skip"
 
@@ -53,7 +53,7 @@ def decide(prediction: Prediction, policy: Policy) -> Decision:
         return Review(f"confidence {conf!r} is not a number", prediction.label)
     if conf >= policy.threshold:
         return Sort(prediction.label)
-    return Review(f"confidence {conf:.2f} is below the threshold {policy.threshold:.2f}", prediction.label)
+    return Review(f"confidence {conf:.2f} is below the threshold {policy.threshold:.3g}", prediction.label)
 
 
 def decide_duplicate(original: str, policy: Policy) -> Decision | None:
