@@ -88,3 +88,21 @@ def test_log_shows_review_labels_as_labelled_by_hand(tmp_path: Path) -> None:
     hand, model = out.splitlines()
     assert "labelled" in hand and "sapatos (by hand)" in hand
     assert " sort " in model and "tsinelas 0.93" in model
+
+
+def test_sort_without_a_terminal_logs_its_progress_and_no_line_per_file(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from footsort.system import progress
+
+    monkeypatch.setattr(progress, "EVERY", 0.0)  # a progress line after every photo instead of every 5 s
+    inbox = tmp_path / "inbox"
+    for i in range(3):
+        write_image(inbox / f"red{i}.jpg", RED, i)
+    result = CliRunner().invoke(main, ["sort", str(inbox)], catch_exceptions=False)  # CliRunner: no terminal
+    assert result.exit_code == 0, result.output
+    assert "Sorting: 3/3 (100 %)" in result.output
+    assert "-> tsinelas/" not in result.output  # per-file lines stay quiet without -v
+    for i in range(3):
+        write_image(inbox / f"blue{i}.jpg", BLUE, 10 + i)
+    quiet = CliRunner().invoke(main, ["sort", str(inbox), "-q"], catch_exceptions=False)
+    assert quiet.exit_code == 0 and "Sorting: " not in quiet.output.replace("Sorting\n", "")

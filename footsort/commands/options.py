@@ -109,7 +109,7 @@ def quiet_logs(ctx: click.Context) -> Iterator[None]:
     if opts.get("verbose"):
         yield
         return
-    logs.setup(**{**opts, "quiet": True})
+    logs.setup(**{**opts, "quiet": True, "keep_progress": not opts.get("quiet")})  # -q hides progress too
     try:
         yield
     finally:

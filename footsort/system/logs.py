@@ -121,20 +121,31 @@ def _write_stderr(message: str) -> None:
 
 
 def setup(verbose: bool = False, quiet: bool = False, json: bool = False, file: bool = False,
-          settings: "LogSection | None" = None) -> LogPlan:
-    """Configure loguru's sinks for this process and return what was set up."""
+          settings: "LogSection | None" = None, keep_progress: bool = False) -> LogPlan:
+    """Configure loguru's sinks for this process and return what was set up.
+
+    keep_progress: progress lines (logged with `progress=True` bound, footsort.system.progress) still reach
+    stderr when it is quieted, so a command without a terminal shows its progress every few seconds.
+    """
     from loguru import logger
 
     p = plan(verbose=verbose, quiet=quiet, json=json, file=file, settings=settings)
     logger.remove()
     logger.configure(patcher=clean_record)
     safe: dict[str, Any] = dict(diagnose=False, backtrace=False)  # no variable dumps: they hold URLs and secrets
+    if keep_progress:
+        floor = logger.level(p.stderr_level).no
+        safe["filter"] = lambda r: r["level"].no >= floor or bool(r["extra"].get("progress"))
+        stderr_level: str | int = min(floor, logger.level("INFO").no)
+    else:
+        stderr_level = p.stderr_level
     if p.json:
-        logger.add(_write_stderr, level=p.stderr_level, serialize=True, **safe)
+        logger.add(_write_stderr, level=stderr_level, serialize=True, **safe)
     else:
         colorize = not os.environ.get("NO_COLOR") and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
         fmt = _journal_format if stderr_is_journal() else STDERR_FORMAT
-        logger.add(_write_stderr, level=p.stderr_level, format=fmt, colorize=colorize, **safe)
+        logger.add(_write_stderr, level=stderr_level, format=fmt, colorize=colorize, **safe)
+    safe.pop("filter", None)
     if p.file is not None:
         for old in p.file.parent.glob(f"{p.file.stem}*{p.file.suffix}*") if p.file.parent.is_dir() else ():
             with suppress(OSError):  # written world-readable by an older footsort (rotated ones too)

@@ -49,7 +49,7 @@ class _Ticker:
         now = self.clock()
         if now - self.last >= self.every:
             self.last = now
-            logger.info(self.line(now))
+            logger.bind(progress=True).info(self.line(now))  # shown even where per-file lines are quieted
 
     def line(self, now: float) -> str:
         """The log line for the work done so far."""
@@ -76,7 +76,7 @@ class Bar:
 
 
 @contextmanager
-def progress(total: int, label: str, *, transient: bool = False, every: float = EVERY,
+def progress(total: int, label: str, *, transient: bool = False, every: float | None = None,
              stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> Iterator[Bar]:
     """A `Bar` for `total` steps of `label`: drawn on a terminal, else a log line every `every` seconds.
 
@@ -85,7 +85,7 @@ def progress(total: int, label: str, *, transient: bool = False, every: float = 
     """
     stream = sys.stderr if stream is None else stream  # looked up now: CliRunner swaps sys.stderr
     tty = on_terminal(stream)
-    ticker = None if tty else _Ticker(total, label, every, clock)
+    ticker = None if tty else _Ticker(total, label, EVERY if every is None else every, clock)
     if not tty and transient:
         yield Bar(None, ticker)
         return
