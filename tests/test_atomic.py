@@ -20,6 +20,14 @@ def test_new_file_follows_the_umask_and_creates_folders(tmp_path: Path) -> None:
     assert target.read_text(encoding="utf-8") == "hé" and target.stat().st_mode & 0o777 == 0o640
 
 
+def test_a_secret_gets_the_mode_asked_for_even_over_a_wider_file(tmp_path: Path) -> None:
+    target = tmp_path / "page-1.json"
+    target.write_text("old")
+    target.chmod(0o644)
+    atomic.write_text(target, "token", mode=0o600)
+    assert target.read_text() == "token" and target.stat().st_mode & 0o777 == 0o600
+
+
 def test_failure_leaves_the_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "f"
     target.write_bytes(b"old")
@@ -119,9 +127,9 @@ def test_every_state_file_goes_through_the_one_helper(tmp_path: Path, monkeypatc
     calls: list[str] = []
     real = atomic.write_with
 
-    def spy(path: Path, write):  # type: ignore[no-untyped-def]
+    def spy(path: Path, write, *mode):  # type: ignore[no-untyped-def]
         calls.append(Path(path).name)
-        return real(path, write)
+        return real(path, write, *mode)
 
     monkeypatch.setattr(atomic, "write_with", spy)
     checkpoint.save(model, meta, tmp_path / "m.safetensors")

@@ -226,6 +226,9 @@ def test_end_to_end_weak_model_sort_fix_retrain_switch_rollback(tmp_path: Path, 
     result = invoke("retrain", "--epochs", "8", "--lr", "1e-3", "--batch-size", "8", "--views", "2", "--val-split", "0.45")
     assert result.exit_code == 0, result.output
     assert "is now in use" in result.output, result.output
+    per_class = [line.split() for line in result.output.splitlines() if " -> new " in line]
+    assert [words[0] for words in per_class] == ["sapatos", "tsinelas"], result.output  # before/after, per class
+    assert all(words[-1] == "photos" and int(words[-2]) > 0 for words in per_class)
     new = registry.current_version()
     assert new != weak and registry.version_path(new).is_file()
     after = accuracy(heldout)

@@ -12,8 +12,8 @@ from fakes import RecordingHost
 from footsort.model import checkpoint, registry
 from footsort.learning.corrections import Correction, Findings, LabelledExample
 from footsort.learning.feature_cache import FeatureCache
-from footsort.learning.retrain import (Comparison, NothingToLearn, Options, TrainItem, finish, make_plan, repeats, retrain,
-                              training_rows, verdict)
+from footsort.learning.retrain import (Comparison, NothingToLearn, Options, TrainItem, finish, last_gate, make_plan,
+                                      repeats, retrain, training_rows, verdict)
 from footsort.sorting.sorter import file_hash
 from tests.helpers_learn import eager_extract, one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model
@@ -103,6 +103,18 @@ def test_mcnemar_p_value_by_hand() -> None:
     assert Comparison.of([True, True, False], [False, True, True]) == Comparison(3, 2, 2, 1, 1)
 
 
+def test_the_comparison_counts_each_class_on_its_own() -> None:
+    c = Comparison.of([True, False, True, True, False], [True, True, False, True, False],
+                      ["sapatos", "sapatos", "tsinelas", "tsinelas", "tsinelas"], ("sapatos", "tsinelas", "botas"))
+    assert (c.n, c.candidate_right, c.current_right, c.fixed, c.broke) == (5, 3, 3, 1, 1)
+    shoes, flipflops, boots = c.per_class
+    assert (shoes.label, shoes.n, shoes.candidate, shoes.current) == ("sapatos", 2, 0.5, 1.0)
+    assert (flipflops.n, flipflops.candidate_right, flipflops.current_right) == (3, 2, 1)
+    assert (boots.n, boots.candidate, boots.current) == (0, None, None)  # no held-out photo: no accuracy, not 0
+    assert flipflops.as_json() == {"n": 3, "val_accuracy": 0.6667, "parent_val_accuracy": 0.3333}
+    assert sum(s.n for s in c.per_class) == c.n
+
+
 def test_an_interrupted_retrain_is_not_promoted_unless_forced() -> None:
     assert not verdict(comparison(50, 10, 0, 30), False, interrupted=True).promote
     assert verdict(comparison(50, 10, 0, 30), True, interrupted=True).promote
@@ -155,6 +167,13 @@ def test_retrain_fine_tunes_only_blocks_and_head_of_the_model_in_use(tmp_path: P
     assert {"val_accuracy", "parent_val_accuracy", "promoted", "reason", "history"} <= set(meta.metrics)
     assert meta.recipe["retrain"]["epochs"] == 2 and len(meta.metrics["history"]) == 2
     assert result.validation_n == len(plan.validation) >= 2
+    per_class = meta.metrics["per_class"]  # stored with the version: both models, per true class, with its n
+    assert list(per_class) == list(CLASSES)
+    assert sum(v["n"] for v in per_class.values()) == meta.metrics["validation_n"]
+    held = {c: sum(it.label == c for it in plan.validation) for c in CLASSES}
+    assert {c: v["n"] for c, v in per_class.items()} == held
+    right = sum(v["val_accuracy"] * v["n"] for v in per_class.values() if v["n"])
+    assert right / result.validation_n == pytest.approx(result.candidate_accuracy, abs=1e-3)
 
 
 def test_corrections_are_weighted_up(tmp_path: Path, in_use: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,6 +235,10 @@ def test_a_rejected_candidate_is_not_stored_unless_kept(tmp_path: Path, in_use: 
     host = RecordingHost()
     assert finish(rejected, host).path is None
     assert [m.version for _, m in registry.list_versions()] == [in_use] and host.events == []
+    gate = last_gate()  # not stored as a version, but its verdict is kept for the review page
+    assert gate is not None and gate["version"] == result.meta.version and gate["parent"] == in_use
+    assert gate["stored"] is False and gate["promoted"] is False and gate["reason"] == rejected.verdict.reason
+    assert set(gate["per_class"]) == set(CLASSES) and gate["validation_n"] == result.validation_n
     kept = finish(rejected, host, keep=True)
     assert kept.path is not None and registry.current_version() == in_use and host.events == []
 

@@ -42,6 +42,7 @@ def test_executable_is_absolute_and_runnable() -> None:
 def test_watch_command_flags() -> None:
     cmd = service.watch_command(("/x/footsort",), [Path("/a"), Path("/b")], output="/o", poll=5, recursive=True, quiet=True)
     assert cmd == ("/x/footsort", "--quiet", "watch", "/a", "/b", "--output", "/o", "--poll", "5", "--recursive")
+    assert service.watch_command(("/x/footsort",), [Path("/a")], ui=True) == ("/x/footsort", "watch", "/a", "--ui")
 
 
 def test_unit_has_the_policy_and_quotes_arguments(tmp_path: Path) -> None:

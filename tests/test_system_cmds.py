@@ -52,14 +52,14 @@ def test_config_init_edit_show() -> None:
     assert config.load() == config.load(environ={})  # the file holds only defaults (+ plugin tables)
     again = invoke("config", "init")
     assert again.exit_code == 1 and "already exists" in again.output and "--force" in again.output
-    paths.config_file().write_text(text.replace("threshold = 0.9\n", "threshold = 0.95\n"))
+    paths.config_file().write_text(text.replace("threshold = 0.915\n", "threshold = 0.95\n"))
     assert config.load().sort.threshold == 0.95
     shown = CliRunner().invoke(main, ["config", "show"], env={"FOOTSORT_SORT_BATCH_SIZE": "2"})
     assert "threshold = 0.95" in shown.output and "batch_size = 2" in shown.output
     assert "# from the environment: FOOTSORT_SORT_BATCH_SIZE=2" in shown.output
     forced = invoke("config", "init", "--force")
     assert forced.exit_code == 0 and "threshold = 0.95" in Path(str(paths.config_file()) + ".bak").read_text()
-    assert config.load().sort.threshold == 0.9  # init --force wrote the defaults again
+    assert config.load().sort.threshold == 0.915  # init --force wrote the defaults again
 
 
 def test_bad_config_is_one_line_with_exit_2_and_init_force_still_works() -> None:
@@ -117,6 +117,37 @@ def test_service_install_macos_dry_run(home: Path) -> None:
     result = invoke("service", "install", "--dry-run", str(home / "Downloads"), obj={"platform": "darwin"})
     assert "Full Disk Access" in result.output and "<key>RunAtLoad</key>" in result.output
     assert "would run: launchctl bootstrap gui/" in result.output
+
+
+def test_service_install_ui_dry_run_serves_the_review_page(home: Path) -> None:
+    linux = invoke("service", "install", "--ui", "--dry-run", str(home / "inbox"), obj={"platform": "linux"})
+    assert linux.exit_code == 0, linux.output
+    exec_start = next(line.strip() for line in linux.output.splitlines() if line.strip().startswith("ExecStart="))
+    assert exec_start.endswith(f"watch {home}/inbox --ui")
+    assert not (home / ".config").exists()
+    mac = invoke("service", "install", "--ui", "--dry-run", str(home / "inbox"), obj={"platform": "darwin"})
+    assert "<string>watch</string>" in mac.output and "<string>--ui</string>" in mac.output
+    plain = invoke("service", "install", "--dry-run", str(home / "inbox"), obj={"platform": "linux"})
+    assert "--ui" not in plain.output
+
+
+def test_service_with_ui_says_where_the_page_is(home: Path) -> None:
+    import os
+    import socket
+
+    from footsort.ui import runtime
+
+    obj = {"platform": "linux", "service_runner": lambda argv: RunResult(0, "Active: active (running)")}
+    installed = invoke("service", "install", "--ui", str(home / "inbox"), obj=obj)
+    assert installed.exit_code == 0 and "`footsort ui --url` prints its address" in installed.output
+    assert (home / ".config/systemd/user/footsort.service").read_text().count(" --ui") == 1
+    with socket.socket() as s:  # the service's page: listening, its runtime file written
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        address = f"http://127.0.0.1:{s.getsockname()[1]}/"
+        runtime.write(runtime.PageInfo(address + "?token=abc", address, os.getpid(), "watch", (str(home / "inbox"),)))
+        status = invoke("service", "status", obj=obj)
+    assert status.exit_code == 0 and f"review page (footsort watch, PID {os.getpid()}): {address}?token=abc" in status.output
 
 
 def test_doctor_through_the_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -267,6 +267,52 @@ def test_learning_panel_counts_corrections_and_lists_versions(served, inbox: Pat
     assert r.status_code == 409 and "nothing to roll back" in r.json()["error"]
 
 
+GATE_PER_CLASS = {"sapatos": {"n": 18, "val_accuracy": 0.9444, "parent_val_accuracy": 0.8333},
+                  "tsinelas": {"n": 14, "val_accuracy": 0.9286, "parent_val_accuracy": 0.9286}}
+
+
+def remember_a_gate(promoted: bool = False):
+    """What `footsort retrain` leaves after its gate: a candidate measured against the model in use, per class."""
+    from types import SimpleNamespace
+
+    from footsort.learning.retrain import Verdict, remember_gate
+    from footsort.model.checkpoint import ModelVersion
+
+    metrics = {"val_accuracy": 0.9375, "parent_val_accuracy": 0.875, "validation_n": 32, "fixed": 3, "broke": 1,
+               "p_value": 0.3125, "per_class": GATE_PER_CLASS}
+    reason = ("not promoted: the gain is not yet significant (candidate 0.9375 vs current 0.8750 on 32 held-out "
+              "photos: fixed 3, broke 1, McNemar p=0.312)")
+    meta = ModelVersion("20260101-120000-abcdef", CLASSES, {}, {}, metrics={**metrics, "promoted": promoted,
+                                                                                "reason": reason},
+                        parent="default", created="2026-01-01T12:00:00+00:00")
+    remember_gate(SimpleNamespace(meta=meta, parent="default", path=None, verdict=Verdict(promoted, reason)))
+    return meta
+
+
+def test_learning_panel_shows_the_gate_per_class_with_its_sample_size(served, monkeypatch: pytest.MonkeyPatch) -> None:
+    from footsort.model import registry
+
+    client, _, _, _ = served
+    assert client.get("/api/learning").json()["gate"] is None  # no retrain yet
+    meta = remember_a_gate()
+    monkeypatch.setattr(registry, "list_versions", lambda: [(Path("kept.safetensors"), meta)])
+    learning = client.get("/api/learning").json()
+    gate = learning["gate"]
+    assert (gate["promoted"], gate["stored"], gate["version"]) == (False, False, meta.version)
+    assert gate["parent"] == "default"
+    assert (gate["validation_n"], gate["parent_val_accuracy"], gate["val_accuracy"]) == (32, 0.875, 0.9375)
+    assert gate["per_class"] == [{"class": "sapatos", "n": 18, "before": 0.8333, "after": 0.9444},
+                                 {"class": "tsinelas", "n": 14, "before": 0.9286, "after": 0.9286}]
+    assert "not yet significant" in gate["reason"] and gate["fixed"] == 3 and gate["broke"] == 1
+    shipped, kept = learning["versions"]
+    assert (kept["accuracy"], kept["parent_accuracy"], kept["validation_n"]) == (0.9375, 0.875, 32)
+    assert kept["per_class"] == gate["per_class"]
+    assert shipped["version"] == "default" and shipped["per_class"] == [] and isinstance(shipped["validation_n"], int)
+    # the keys the page had before stay as they were
+    assert {"corrections", "pairs", "examples", "versions", "current"} <= set(learning)
+    assert {"version", "created", "parent", "accuracy", "in_use"} <= set(kept)
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 def test_help_stays_light() -> None:
@@ -309,17 +355,20 @@ def test_thumbnail_packs_hold_every_made_thumbnail_in_one_response(served, inbox
 
 
 def test_ui_prints_a_token_url_and_warns_off_loopback(inbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
+    from footsort.ui import runtime
+    from footsort.ui.serving import Page
 
-    served: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw))
+    served: list[tuple[str, list]] = []
+    monkeypatch.setattr(Page, "serve", lambda self: served.append((self.host, runtime.running())))
     local = invoke("ui", inbox, "--port", "0")
     assert local.exit_code == 0, local.output
     assert "token=" in local.output and "http://127.0.0.1:" in local.output and "warning" not in local.output
-    assert served[-1]["host"] == "127.0.0.1"
+    host, pages = served[-1]
+    assert host == "127.0.0.1" and [p.url for p in pages] == [local.output.split("open ")[1].split()[0]]
+    assert pages[0].kind == "ui" and runtime.running() == []  # the runtime file lives while the page serves
     wide = invoke("ui", inbox, "--host", "0.0.0.0", "--port", "0")
     assert wide.exit_code == 0 and "warning: listening on 0.0.0.0" in wide.output
-    assert served[-1]["host"] == "0.0.0.0"
+    assert served[-1][0] == "0.0.0.0"
 
 
 def test_a_heic_photo_gets_a_thumbnail(served, inbox: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -25,37 +24,24 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian'
 from fakes import RecordingHost, write_image  # noqa: E402
 from footsort.sorting.journal import Journal  # noqa: E402
 from footsort.ui.library import Library  # noqa: E402
-from footsort.ui.server import Access, create_app  # noqa: E402
-from footsort.ui.service import ReviewService  # noqa: E402
 
-from tests.test_ui import CLASSES, inbox  # noqa: E402,F401 (the sorted-inbox fixture)
+from tests.test_ui import CLASSES, inbox, remember_a_gate  # noqa: E402,F401 (the sorted-inbox fixture)
 
 
 @pytest.fixture
 def server(inbox: Path):  # noqa: F811
-    """uvicorn serving the page on a free loopback port, in a thread."""
-    import uvicorn
+    """The page served on a free loopback port, on a thread (as `footsort watch --ui` serves it)."""
+    from footsort.ui.serving import Page
 
-    from footsort.commands.ui_cmds import free_port
-
-    port = free_port("127.0.0.1", 0)
-    service = ReviewService.open(Library((inbox,), CLASSES), RecordingHost())
-    access = Access.for_address("127.0.0.1", port)
-    config = uvicorn.Config(create_app(service, access), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    review, _ = service.listing()
+    page = Page.open(Library((inbox,), CLASSES), RecordingHost(), "127.0.0.1", 0)
+    review, _ = page.service.listing()
     for p in review:  # made ahead, so the page gets them in one pack
-        service.thumbs.get(p.path, p.hash)
-    yield access.url("127.0.0.1", port)
-    srv.should_exit = True
-    thread.join(10)
-    service.close()
+        page.service.thumbs.get(p.path, p.hash)
+    try:
+        with page.in_background():
+            yield page.url
+    finally:
+        page.close()
 
 
 @pytest.fixture
@@ -95,6 +81,8 @@ def test_open_see_thumbnails_press_a_key_and_undo(server: str, browser, inbox: P
     wait_for(lambda: browser.execute_script(
         "return [...document.querySelectorAll('#grid-review img')].every(i => i.complete && i.naturalWidth > 0)"),
         what="thumbnails to load")
+    wait_for(lambda: browser.execute_script("return performance.getEntriesByName('footsort:first-screen').length"),
+             what="the first-screen mark bench/bench_ui.py times")
     sources = browser.execute_script("return [...document.querySelectorAll('#grid-review img')].map(i => i.src)")
     assert all(src.startswith("blob:") for src in sources), sources  # one pack, not a request per photo
     write_image(inbox / "review/arrived.jpg", (150, 20, 140), 21)  # a photo arrives: the page shows it by itself
@@ -140,7 +128,12 @@ def test_open_see_thumbnails_press_a_key_and_undo(server: str, browser, inbox: P
     assert len(list((inbox / "tsinelas").glob("*.jpg"))) == 4  # red.jpg + the three
     wait_for(lambda: browser.find_element(By.ID, "empty-review").is_displayed(), what="the empty message")
 
+    remember_a_gate()  # a retrain whose candidate the gate turned down
     browser.find_element(By.CSS_SELECTOR, '.tab[data-tab="learning"]').click()  # the learning panel
     wait_for(lambda: "Model versions" in browser.find_element(By.ID, "panel-learning").text, what="learning panel")
     text = browser.find_element(By.ID, "panel-learning").text
+    gate = browser.find_element(By.CSS_SELECTOR, "table.gate").text.splitlines()  # the verdict, per class, with its n
+    assert "Latest retrain" in text and "not promoted" in text and "McNemar p=0.312" in text
+    assert gate[1:] == ["sapatos 18 0.8333 0.9444 +0.1111", "tsinelas 14 0.9286 0.9286 0.0000",
+                        "all classes 32 0.8750 0.9375 +0.0625"], gate
     assert "2 correction(s) (2 review → tsinelas)" in text  # arrived.jpg was never seen by the model and browser.find_element(By.ID, "retrain").is_enabled()

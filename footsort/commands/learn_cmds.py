@@ -187,6 +187,9 @@ def _show_result(result) -> None:
                 f"vs {result.current_corrections_accuracy:.4f}")
     click.echo(f"held-out accuracy: new {result.candidate_accuracy:.4f}, current ({result.parent or 'default'}) "
                f"{result.current_accuracy:.4f} on {result.validation_n} photos{corr}")
+    for c in result.comparison.per_class if result.comparison is not None else ():
+        if c.n:
+            click.echo(f"  {printable(c.label):<12} current {c.current:.4f} -> new {c.candidate:.4f} on {c.n} photos")
     click.echo(result.verdict.reason)
     if result.verdict.promote:
         click.echo(f"model {result.meta.version} is now in use (a running daemon switches before its next batch); "

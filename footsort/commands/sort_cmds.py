@@ -6,9 +6,10 @@ import os
 import re
 import time
 from collections import Counter
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import click
 
@@ -25,7 +26,7 @@ def _sort_options(f):
     f = click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Library root for tsinelas/ sapatos/ review/ failed/ (default: inside each inbox).")(f)
     f = click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-                     help="Confidence needed to sort; below it files go to review/ (default 0.90).")(f)
+                     help="Confidence needed to sort; below it files go to review/ (default 0.915).")(f)
     return engine_option(device_option()(model_option(f)))
 
 
@@ -46,24 +47,43 @@ def _folders(paths: Iterable[Path], what: str) -> list[Path]:
               help="Poll every SECONDS instead of native events (network shares); 0: native.")
 @click.option("--settle", type=click.FloatRange(min=0), default=None,
               help="Seconds a file's size and time must hold still before it is sorted (default 1).")
+@click.option("--ui", is_flag=True,
+              help="Also serve the review page (`footsort ui`) from this daemon; on a terminal its URL with the "
+                   "token is printed, and `footsort ui --url` prints it anywhere. E.g. footsort watch --ui ~/inbox.")
+@click.option("--ui-host", default=None, metavar="ADDRESS",
+              help="Address the page listens on (implies --ui; default 127.0.0.1). Anything but loopback lets other "
+                   "machines reach it (token still needed), e.g. --ui-host 192.168.1.20.")
+@click.option("--ui-port", type=click.IntRange(0, 65535), default=None,
+              help="Port of the page (implies --ui; default 8765, another free one when it is busy), "
+                   "e.g. --ui-port 9000.")
 def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | None, recursive: bool | None,
           dry_run: bool, device: str | None, model_path: Path | None, poll: float | None,
-          settle: float | None, engine: str | None) -> None:
+          settle: float | None, engine: str | None, ui: bool, ui_host: str | None, ui_port: int | None) -> None:
     """Sort photos dropped into INBOX into tsinelas/, sapatos/, review/ and failed/, until stopped.
 
     Files already in the inbox are sorted first. Stop with Ctrl+C or SIGTERM; every move is
-    journaled, so `footsort undo` can put files back.
+    journaled, so `footsort undo` can put files back. With --ui the daemon also serves the review
+    page (as `footsort ui` does, same token rules) until it stops.
 
     \b
     Example:
       footsort watch ~/Pictures/inbox
       footsort watch ~/inbox /mnt/share/inbox --poll 5 --threshold 0.9
+      footsort watch --ui ~/Pictures/inbox
     """
     import threading
 
     from footsort.sorting import daemon
     from footsort.sorting.reloading import follow_in_use
 
+    ui = ui or ui_host is not None or ui_port is not None
+    if ui and dry_run:
+        raise FootsortError("--ui cannot be used with --dry-run: a key pressed on the review page moves the photo; "
+                            "drop one of them")
+    if ui:
+        from footsort.ui.serving import require
+
+        require()  # before the model loads: say at once that the extra is missing
     cfg = load_config(threshold=threshold, output=output, recursive=recursive, device=device, engine=engine,
                       poll=poll, settle_seconds=settle)
     folders = _folders(inboxes, "inbox")
@@ -72,12 +92,48 @@ def watch(inboxes: tuple[Path, ...], threshold: float | None, output: Path | Non
     journal = open_journal(dry_run)
     host = plugin_host(cfg)
     stop = threading.Event()
+    page = None
     try:
+        if ui:
+            page = _open_page(folders, cfg, classifier.classes, host, ui_host or "127.0.0.1", ui_port)
         with daemon.stop_on_signals(stop):
-            daemon.run(folders, cfg, classifier, host=host, journal=journal, stop=stop, dry_run=dry_run)
+            daemon.run(folders, cfg, classifier, host=host, journal=journal, stop=stop, dry_run=dry_run,
+                       alongside=[_serving(page)] if page is not None else [])
     finally:
+        if page is not None:
+            page.close()
         host.close()
         journal.close()
+
+
+def _open_page(folders: list[Path], cfg, classes: tuple[str, ...], host, ui_host: str, ui_port: int | None):
+    """The review page over the daemon's libraries, sharing its settings and plugin host (not serving yet)."""
+    from footsort.ui.library import Library, find_roots
+    from footsort.ui.serving import DEFAULT_PORT, Page, exposure_warning
+
+    warning = exposure_warning(ui_host)
+    if warning:
+        click.echo(warning, err=True)
+    lib = Library(find_roots(folders, cfg, classes), tuple(classes), cfg.sort.review_folder)
+    return Page.open(lib, host, ui_host, DEFAULT_PORT if ui_port is None else ui_port)
+
+
+@contextmanager
+def _serving(page) -> Iterator[None]:
+    """The page on a thread while the daemon watches, its address in the runtime file for `footsort ui --url`."""
+    import sys
+
+    from loguru import logger
+
+    from footsort.ui import runtime
+
+    with page.in_background(), runtime.advertise(page.info("watch")):
+        if sys.stdout.isatty():  # a person at a terminal: the URL to open, as `footsort ui` prints it
+            click.echo(f"review page: open {page.url}")
+            logger.info(f"review page at {page.address}")
+        else:  # a service or a pipe: no token in logs; the runtime file (0600) holds it
+            logger.info(f"review page at {page.address}; `footsort ui --url` prints the address with its token")
+        yield
 
 
 def _collect(paths: Iterable[Path], layouts_for, recursive: bool) -> tuple[list, list[tuple[Path, str]]]:

@@ -147,16 +147,20 @@ def _uid() -> int:
 @click.option("--output", type=click.Path(path_type=Path), help="Library root for the class folders (else inside each inbox).")
 @click.option("--poll", type=float, help="Poll every SECONDS instead of native file events (network shares).")
 @click.option("--recursive", is_flag=True, help="Also watch subfolders of the inboxes.")
+@click.option("--ui", is_flag=True,
+              help="The service also serves the review page (`footsort watch --ui`, on 127.0.0.1); "
+                   "`footsort ui --url` prints its address with the token. E.g. footsort service install --ui ~/inbox.")
 @click.option("--dry-run", is_flag=True, help="Print the files and commands instead of running them.")
 @click.pass_context
 def service_install(ctx: click.Context, inboxes: tuple[Path, ...], output: Path | None, poll: float | None,
-                    recursive: bool, dry_run: bool) -> None:
+                    recursive: bool, ui: bool, dry_run: bool) -> None:
     """Install, enable and start the service that watches INBOX... (replaces an installed one).
 
     \b
     Example:
       footsort service install --dry-run ~/Pictures/inbox
       footsort service install ~/Pictures/inbox ~/Downloads/shoes --output ~/Pictures/footwear
+      footsort service install --ui ~/Pictures/inbox && footsort ui --url
     """
     if not inboxes:
         raise FootsortError("name at least one inbox, e.g. `footsort service install ~/Pictures/inbox`")
@@ -165,8 +169,8 @@ def service_install(ctx: click.Context, inboxes: tuple[Path, ...], output: Path 
     env = tuple((k, os.environ[k]) for k in service.PASS_THROUGH_ENV if os.environ.get(k))
     command = service.watch_command(service.footsort_executable(), folders,
                                     output=str(output.expanduser().absolute()) if output else None,
-                                    poll=poll, recursive=recursive, quiet=platform == "darwin")
-    spec = service.ServiceSpec(command=command, inboxes=folders, log_dir=paths.log_dir(), environment=env)
+                                    poll=poll, recursive=recursive, quiet=platform == "darwin", ui=ui)
+    spec = service.ServiceSpec(command=command, inboxes=folders, log_dir=paths.log_dir(), environment=env, ui=ui)
     user = getpass.getuser()
     plan = service.plan_install(platform, spec, Path.home(), _uid(), {**os.environ, "USER": user},
                                 linger=platform != "linux" or service.linger_enabled(user))
@@ -195,7 +199,8 @@ def service_uninstall(ctx: click.Context, dry_run: bool) -> None:
 @service_group.command("status")
 @click.pass_context
 def service_status(ctx: click.Context) -> None:
-    """Say whether the service is installed and running (exit status 3 when it is not running).
+    """Say whether the service is installed and running (exit status 3 when it is not running), and the
+    address of the review page it serves when installed with --ui.
 
     \b
     Example:
@@ -215,6 +220,11 @@ def service_status(ctx: click.Context) -> None:
     click.echo("running" if running else "not running; see why with `footsort service logs`")
     if not running:
         ctx.exit(3)
+    from footsort.ui import runtime
+
+    for page in runtime.running():
+        if page.kind == "watch":  # served by a daemon: the service's (or a `footsort watch --ui` in a terminal)
+            click.echo(f"review page (footsort watch, PID {page.pid}): {page.url}")
 
 
 @service_group.command("logs")

@@ -8,7 +8,8 @@ Reads top to bottom:
   validation image, fine-tunes only the residual blocks and the head, then scores the candidate and
   the current model on the same validation features.
 - `verdict` (pure): promote only on evidence (enough held-out photos, a significant paired gain) or when forced.
-- `finish`: store the version (parent, data summary, metrics), make it the model in use, tell plugins.
+- `finish`: store the version (parent, data summary, metrics, held-out accuracy per class), make it the model in
+  use, tell plugins, and remember the verdict (`last_gate`, shown by the review page).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class Result:
     cache_hits: int = 0
     cache_misses: int = 0
     skipped: tuple[Path, ...] = ()  # images that could not be read
+    comparison: Comparison | None = None  # the paired counts behind the verdict, per class too
 
 
 # -- planning (pure) ------------------------------------------------------------------------------------
@@ -192,6 +194,30 @@ def repeats(items: Sequence[TrainItem], correction_weight: int, balance: bool, s
 
 
 @dataclass(frozen=True)
+class ClassScore:
+    """Both models on the held-out photos of one class (their true class)."""
+
+    label: str
+    n: int
+    candidate_right: int
+    current_right: int
+
+    @property
+    def candidate(self) -> float | None:
+        """The candidate's accuracy on this class (None: no held-out photo of it)."""
+        return self.candidate_right / self.n if self.n else None
+
+    @property
+    def current(self) -> float | None:
+        """The current model's accuracy on this class (None: no held-out photo of it)."""
+        return self.current_right / self.n if self.n else None
+
+    def as_json(self) -> dict[str, Any]:
+        """As stored in a version's metrics (`per_class`) and shown by the review page."""
+        return {"n": self.n, "val_accuracy": _r(self.candidate), "parent_val_accuracy": _r(self.current)}
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Candidate and current model on the same held-out photos: the paired evidence a promotion needs."""
 
@@ -200,13 +226,19 @@ class Comparison:
     current_right: int
     fixed: int  # the candidate is right where the current model is wrong
     broke: int  # the candidate is wrong where the current model is right
+    per_class: tuple[ClassScore, ...] = ()  # the same counts per true class (empty when not asked for)
 
     @classmethod
-    def of(cls, candidate_hits: Sequence[bool], current_hits: Sequence[bool]) -> "Comparison":
-        """Count from per-photo hits of both models."""
+    def of(cls, candidate_hits: Sequence[bool], current_hits: Sequence[bool], labels: Sequence[str] = (),
+           classes: Sequence[str] = ()) -> "Comparison":
+        """Count from per-photo hits of both models; given each photo's true label, per class too (`classes` order)."""
         pairs = list(zip(candidate_hits, current_hits))
+        per_class = []
+        for c in classes or sorted(set(labels)):
+            mine = [pair for pair, label in zip(pairs, labels) if label == c]
+            per_class.append(ClassScore(c, len(mine), sum(a for a, _ in mine), sum(b for _, b in mine)))
         return cls(len(pairs), sum(a for a, _ in pairs), sum(b for _, b in pairs),
-                   sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs))
+                   sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs), tuple(per_class))
 
     @property
     def candidate(self) -> float:
@@ -355,14 +387,15 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
     temperature = float(meta.temperature)
     if x_val is not None:
         cand_logits, cur_logits = head_logits(candidate, x_val).cpu(), head_logits(model, x_val).cpu()
-        comparison = Comparison.of((cand_logits.argmax(1) == y_val).tolist(), (cur_logits.argmax(1) == y_val).tolist())
+        comparison = Comparison.of((cand_logits.argmax(1) == y_val).tolist(), (cur_logits.argmax(1) == y_val).tolist(),
+                                   [plan.validation[i].label for i in keep_val], plan.classes)
         cand_acc, cur_acc = comparison.candidate, comparison.current
         cand_corr, cur_corr = _accuracy(cand_logits, y_val, is_corr), _accuracy(cur_logits, y_val, is_corr)
         errors = int((cand_logits.argmax(1) != y_val).sum())
         if n_val >= MIN_CALIBRATION and errors:  # with no mistakes the fit would only push T to its floor
             temperature = fit_temperature(cand_logits, y_val)
     else:
-        comparison = Comparison(0, 0, 0, 0, 0)
+        comparison = Comparison.of([], [], [], plan.classes)
     candidate.temperature.fill_(temperature)
     decision = verdict(comparison, options.force, history.interrupted, options.val_split)
 
@@ -378,20 +411,26 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
                  "corrections_val_accuracy": _r(cand_corr), "parent_corrections_val_accuracy": _r(cur_corr),
                  "promoted": decision.promote, "reason": decision.reason,
                  "fixed": comparison.fixed, "broke": comparison.broke, "p_value": round(comparison.p_value(), 4),
+                 "per_class": {c.label: c.as_json() for c in comparison.per_class},
                  "history": [e.__dict__ for e in history.history], "interrupted": history.interrupted},
         parent=meta.version, created=checkpoint.now_iso(), footsort_version=__version__,
         backbone_origin=meta.backbone_origin)
     seconds["total"] = time.perf_counter() - t0
     return Result(plan, cand_acc or 0.0, cur_acc or 0.0, cand_corr, cur_corr, n_val, decision, meta.version, new,
-                  candidate.cpu(), None, seconds, getattr(cache, "hits", 0), getattr(cache, "misses", 0), skipped)
+                  candidate.cpu(), None, seconds, getattr(cache, "hits", 0), getattr(cache, "misses", 0), skipped,
+                  comparison)
 
 
 def finish(result: Result, host: object | None = None, keep: bool = False, dry_run: bool = False) -> Result:
-    """Store the candidate (when promoted, or always with `keep`), make it the model in use when promoted, tell plugins."""
+    """Store the candidate (when promoted, or always with `keep`), make it the model in use when promoted, tell
+    plugins; remember the gate's verdict either way (`last_gate`)."""
     from footsort.plugins import events
     from footsort.model import registry
 
-    if dry_run or not (result.verdict.promote or keep):
+    if dry_run:
+        return result
+    if not (result.verdict.promote or keep):
+        remember_gate(result)
         return result
     path = registry.add_version(result.model, result.meta)
     if result.verdict.promote:
@@ -399,4 +438,43 @@ def finish(result: Result, host: object | None = None, keep: bool = False, dry_r
         registry.use(result.meta.version)
         if host is not None:
             host.emit(events.ModelPromoted(result.meta.version, path, previous))  # type: ignore[attr-defined]
-    return replace(result, path=path)
+    result = replace(result, path=path)
+    remember_gate(result)
+    return result
+
+
+# -- the last verdict, for the review page -----------------------------------------------------------------
+
+LAST_GATE = "last_retrain.json"  # in the data folder, beside the journal
+GATE_KEYS = ("val_accuracy", "parent_val_accuracy", "validation_n", "corrections_val_accuracy",
+             "parent_corrections_val_accuracy", "promoted", "reason", "fixed", "broke", "p_value", "per_class")
+
+
+def gate_report(result: Result) -> dict[str, Any]:
+    """The gate's verdict on a retrain (promoted or not), with the held-out accuracies overall and per class."""
+    m = result.meta.metrics
+    return {"version": result.meta.version, "parent": result.parent, "created": result.meta.created,
+            "stored": result.path is not None, **{k: m.get(k) for k in GATE_KEYS},
+            "promoted": result.verdict.promote, "reason": result.verdict.reason}
+
+
+def remember_gate(result: Result) -> Path:
+    """Keep the verdict of the latest retrain (a rejected candidate is not stored as a version)."""
+    import json
+
+    from footsort.system import atomic, paths
+
+    return atomic.write_text(paths.data_dir() / LAST_GATE, json.dumps(gate_report(result), indent=1))
+
+
+def last_gate() -> dict[str, Any] | None:
+    """The verdict of the latest retrain on this machine, or None (none yet, or unreadable)."""
+    import json
+
+    from footsort.system import paths
+
+    try:
+        data = json.loads((paths.data_dir() / LAST_GATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

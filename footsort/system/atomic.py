@@ -70,10 +70,15 @@ def _lock(fd: int) -> bool:
 
 
 class Replacement:
-    """A temporary file beside `path` (created and locked now) that `commit` makes `path`, or `discard` removes."""
+    """A temporary file beside `path` (created and locked now) that `commit` makes `path`, or `discard` removes.
 
-    def __init__(self, path: Path) -> None:
+    `mode` (e.g. 0o600 for a file holding a secret) is the new file's permissions; by default an existing
+    file's are kept, else the umask's. The temporary file is 0600 until then, so a secret is never readable.
+    """
+
+    def __init__(self, path: Path, mode: int | None = None) -> None:
         self.path = Path(path)
+        self.mode = mode
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(100):
             tmp = self.path.with_name(f".{self.path.name}.{''.join(secrets.choice(_ALPHABET) for _ in range(8))}.tmp")
@@ -98,10 +103,13 @@ class Replacement:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            try:
-                os.chmod(self.tmp, self.path.stat().st_mode & 0o7777)
-            except FileNotFoundError:
-                os.chmod(self.tmp, 0o666 & ~_umask())
+            if self.mode is not None:
+                os.chmod(self.tmp, self.mode)
+            else:
+                try:
+                    os.chmod(self.tmp, self.path.stat().st_mode & 0o7777)
+                except FileNotFoundError:
+                    os.chmod(self.tmp, 0o666 & ~_umask())
             os.replace(self.tmp, self.path)
         except BaseException:
             self.discard()
@@ -132,9 +140,9 @@ class Replacement:
 
 
 @contextmanager
-def replacing(path: Path) -> Iterator[Path]:
+def replacing(path: Path, mode: int | None = None) -> Iterator[Path]:
     """A temporary path beside `path` to write; it becomes `path` when the block ends, and is removed if it raises."""
-    target = Replacement(path)
+    target = Replacement(path, mode)
     try:
         yield target.tmp
     except BaseException:
@@ -143,24 +151,25 @@ def replacing(path: Path) -> Iterator[Path]:
     target.commit()
 
 
-def write_with(path: Path, write: Callable[[Path], None]) -> Path:
-    """Let `write` fill a temporary file beside `path`, then make it `path` durably; keeps an existing file's mode.
+def write_with(path: Path, write: Callable[[Path], None], mode: int | None = None) -> Path:
+    """Let `write` fill a temporary file beside `path`, then make it `path` durably; keeps an existing file's mode
+    unless `mode` is given.
 
     Readers see the old file or the new one, never half; on any failure the temporary file is removed.
     """
-    with replacing(path) as tmp:
+    with replacing(path, mode) as tmp:
         write(tmp)
     return Path(path)
 
 
-def write_bytes(path: Path, data: bytes) -> Path:
-    """Replace `path` with `data` atomically and durably."""
-    return write_with(path, lambda tmp: tmp.write_bytes(data))
+def write_bytes(path: Path, data: bytes, mode: int | None = None) -> Path:
+    """Replace `path` with `data` atomically and durably (`mode`: the new file's permissions, e.g. 0o600)."""
+    return write_with(path, lambda tmp: tmp.write_bytes(data), mode)
 
 
-def write_text(path: Path, text: str) -> Path:
+def write_text(path: Path, text: str, mode: int | None = None) -> Path:
     """write_bytes for UTF-8 text."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8"), mode)
 
 
 def _remove_if_dead(p: Path) -> bool:

@@ -54,6 +54,11 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+def runtime_dir() -> Path:
+    """Folder of the files a running review page leaves for `footsort ui --url` (as Jupyter's runtime dir)."""
+    return data_dir() / "runtime"
+
+
 def journal_file() -> Path:
     """The SQLite journal of every move."""
     return data_dir() / "journal.sqlite3"

@@ -59,6 +59,7 @@ class ServiceSpec:
     inboxes: tuple[Path, ...]
     log_dir: Path
     environment: tuple[tuple[str, str], ...] = ()
+    ui: bool = False  # the command serves the review page (`watch --ui`)
 
     def __post_init__(self) -> None:
         """Refuse what a unit or plist line cannot hold: a newline in a path would start a new directive."""
@@ -112,8 +113,9 @@ def footsort_executable() -> tuple[str, ...]:
 
 
 def watch_command(executable: Sequence[str], inboxes: Sequence[Path], output: str | None = None,
-                  poll: float | None = None, recursive: bool = False, quiet: bool = False) -> tuple[str, ...]:
-    """The `footsort watch` command line the service runs."""
+                  poll: float | None = None, recursive: bool = False, quiet: bool = False,
+                  ui: bool = False) -> tuple[str, ...]:
+    """The `footsort watch` command line the service runs (`ui`: it serves the review page too)."""
     argv = [*executable, *(["--quiet"] if quiet else []), "watch", *(str(p) for p in inboxes)]
     if output:
         argv += ["--output", output]
@@ -121,6 +123,8 @@ def watch_command(executable: Sequence[str], inboxes: Sequence[Path], output: st
         argv += ["--poll", f"{poll:g}"]
     if recursive:
         argv.append("--recursive")
+    if ui:
+        argv.append("--ui")
     return tuple(argv)
 
 
@@ -189,6 +193,12 @@ def _mac_warnings(inboxes: Sequence[Path], home: Path, python: str) -> list[str]
             f"Full Disk Access and add {python} (press Cmd+Shift+G to type the path), then `footsort service install` again"]
 
 
+def _page_note(spec: ServiceSpec) -> tuple[str, ...]:
+    if not spec.ui:
+        return ()
+    return ("review page: `footsort ui --url` prints its address with the token (a new token at every start)",)
+
+
 def plan_install(platform: Platform, spec: ServiceSpec, home: Path, uid: int, environ: Mapping[str, str],
                  linger: bool = True) -> Plan:
     """Write the unit/plist, create missing inboxes, enable and start; with warnings the person must act on."""
@@ -203,7 +213,7 @@ def plan_install(platform: Platform, spec: ServiceSpec, home: Path, uid: int, en
             user = environ.get("USER") or environ.get("LOGNAME") or "$USER"
             warnings.append(f"user services stop when you log out; to keep footsort sorting, run: loginctl enable-linger {user}")
         done = (f"footsort watches {', '.join(map(str, spec.inboxes))} now and at every login",
-                "status: footsort service status    logs: footsort service logs")
+                "status: footsort service status    logs: footsort service logs", *_page_note(spec))
         return Plan(writes=((path, render_unit(spec)),), mkdirs=mkdirs, steps=steps, warnings=tuple(warnings), done=done)
     path = plist_path(home)
     domain = f"gui/{uid}"
@@ -212,7 +222,8 @@ def plan_install(platform: Platform, spec: ServiceSpec, home: Path, uid: int, en
              Step(("launchctl", "enable", f"{domain}/{LAUNCHD_LABEL}")))
     warnings += _mac_warnings(spec.inboxes, home, str(Path(sys.executable).resolve()))
     done = (f"footsort watches {', '.join(map(str, spec.inboxes))} now and at every login",
-            f"status: footsort service status    logs: footsort service logs (files in {spec.log_dir})")
+            f"status: footsort service status    logs: footsort service logs (files in {spec.log_dir})",
+            *_page_note(spec))
     return Plan(writes=((path, render_plist(spec)),), mkdirs=mkdirs + (spec.log_dir,), steps=steps,
                 warnings=tuple(warnings), done=done)
 

@@ -1,7 +1,7 @@
 """The review page over HTTP (Starlette): a token on every request, CSRF checks on every POST.
 
-- Every request needs the token: `?token=...` once (the URL `footsort ui` prints), then a cookie
-  (HttpOnly, SameSite=Strict), or `Authorization: Bearer ...` for scripts.
+- Every request needs the token: `?token=...` once (the URL `footsort ui` and `footsort ui --url` print), then
+  a cookie (HttpOnly, SameSite=Strict), or `Authorization: Bearer ...` for scripts.
 - The `Host` header must name the address served (no DNS rebinding).
 - State changes are POSTs carrying the page's CSRF token in `X-Footsort-CSRF`, from the page's own
   origin (`Origin` / `Sec-Fetch-Site` when the browser sends them).
@@ -28,11 +28,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from footsort.ui.service import ReviewService
+from footsort.ui.serving import LOOPBACK
 from footsort.ui.thumbs import LARGE_SIDE, render
 
 STATIC = Path(__file__).resolve().parent / "static"
 CSRF_HEADER = "x-footsort-csrf"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PACK_MAX = 200  # thumbnails per /api/thumbs response
 
 
@@ -89,11 +89,12 @@ class Guard:
         a = self.access
         host = (request.headers.get("host") or "").lower()
         if a.hosts is not None and host not in a.hosts:
-            return PlainTextResponse(f"unknown Host {host!r}: open the address footsort ui printed", 421)
+            return PlainTextResponse(f"unknown Host {host!r}: open the address `footsort ui --url` prints", 421)
         given = request.query_params.get("token")
         if given is not None and request.method in ("GET", "HEAD"):
             if not _same(given, a.token):
-                return PlainTextResponse("wrong token: open the URL footsort ui printed", 403)
+                return PlainTextResponse("wrong token (a new one is made at every start): open the URL "
+                                         "`footsort ui --url` prints", 403)
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
             response = RedirectResponse(target, 303)
@@ -102,8 +103,8 @@ class Guard:
         bearer = request.headers.get("authorization", "")
         bearer = bearer[7:] if bearer.lower().startswith("bearer ") else None
         if not (_same(request.cookies.get(a.cookie), a.token) or _same(bearer, a.token)):
-            return PlainTextResponse("this page needs its token: open the URL footsort ui printed "
-                                     "(it ends in ?token=...)", 403)
+            return PlainTextResponse("this page needs its token: open the URL footsort printed when it started, or "
+                                     "the one `footsort ui --url` prints (it ends in ?token=...)", 403)
         if request.method not in ("GET", "HEAD"):
             if not _same(request.headers.get(CSRF_HEADER), a.csrf):
                 return PlainTextResponse(f"missing or wrong {CSRF_HEADER} header", 403)

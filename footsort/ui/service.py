@@ -194,8 +194,9 @@ class ReviewService:
     # -- learning -------------------------------------------------------------------------------
 
     def learning(self) -> dict:
-        """Corrections waiting for `footsort retrain`, and the model versions."""
+        """Corrections waiting for `footsort retrain`, the latest retrain's verdict, and the model versions."""
         from footsort.learning import corrections
+        from footsort.learning.retrain import last_gate
         from footsort.model import registry
         from footsort.model.checkpoint import read_metadata
         from footsort.errors import FootsortError
@@ -212,13 +213,21 @@ class ReviewService:
                 pass
         rows += [(m.version, m) for _, m in registry.list_versions()]
         for name, meta in rows:
-            acc = meta.metrics.get("val_accuracy")
+            m = meta.metrics
+            n = m.get("validation_n", m.get("n_val"))
             versions.append({"version": name, "created": meta.created, "parent": meta.parent or "",
-                             "accuracy": acc if isinstance(acc, (int, float)) else None,
+                             "accuracy": _number(m.get("val_accuracy")),
+                             "parent_accuracy": _number(m.get("parent_val_accuracy")),
+                             "validation_n": n if isinstance(n, int) else None,
+                             "per_class": _per_class(m.get("per_class")),
                              "in_use": (name == current) or (name == "default" and not current)})
         pairs = [{"from": old, "to": new, "n": n} for (old, new), n in sorted(findings.pairs().items())]
+        gate = last_gate()
+        if gate is not None:
+            gate = {**gate, "per_class": _per_class(gate.get("per_class"))}
         return {"corrections": len(findings.corrections), "pairs": pairs,
-                "examples": len(findings.examples), "versions": versions, "current": current or "default"}
+                "examples": len(findings.examples), "versions": versions, "current": current or "default",
+                "gate": gate}
 
     def rollback(self) -> dict:
         """Go back to the model used before the current one, and tell plugins."""
@@ -234,3 +243,20 @@ class ReviewService:
     def retrain(self) -> bool:
         """Start `footsort retrain` on the page's libraries; False when one is already running."""
         return self.training.start(self.retrain_command)
+
+
+def _number(x: object) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _per_class(stored: object) -> list[dict]:
+    """A version's `per_class` metrics as rows: class, held-out photos, accuracy before (current) and after (new)."""
+    if not isinstance(stored, dict):
+        return []
+    rows = []
+    for label, v in stored.items():
+        if isinstance(v, dict):
+            n = v.get("n")
+            rows.append({"class": str(label), "n": n if isinstance(n, int) else None,
+                         "before": _number(v.get("parent_val_accuracy")), "after": _number(v.get("val_accuracy"))})
+    return rows

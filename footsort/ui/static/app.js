@@ -368,18 +368,22 @@ async function loadLearning() {
   try {
     const L = await getJSON("/api/learning");
     const pairs = L.pairs.map((p) => `${p.n} ${escapeHtml(p.from)} → ${escapeHtml(p.to)}`).join(", ");
+    const perClass = (rows) => rows.map((c) => `${escapeHtml(c.class)} ${acc(c.before)} → ${acc(c.after)} ` +
+      `<small>(${c.n ?? "?"})</small>`).join(" · ");
     const rows = L.versions.map((v) => `<tr class="${v.in_use ? "in-use" : ""}"><td>${v.in_use ? "●" : ""}</td>` +
       `<td>${escapeHtml(v.version)}</td><td>${escapeHtml(v.created || "")}</td><td>${escapeHtml(v.parent || "–")}</td>` +
-      `<td>${v.accuracy == null ? "–" : v.accuracy.toFixed(4)}</td></tr>`).join("");
+      `<td>${acc(v.accuracy)}</td><td>${v.validation_n ?? "–"}</td>` +
+      `<td>${v.per_class.length ? perClass(v.per_class) : "–"}</td></tr>`).join("");
     panel.innerHTML =
       `<h2>Corrections waiting</h2><p><strong>${L.corrections}</strong> correction(s)` +
       (pairs ? ` (${pairs})` : "") + `, ${L.examples} other labelled photo(s) in the class folders. ` +
       `<code>footsort retrain</code> learns from them; so does this button.</p>` +
       `<h2>Retrain</h2><p><button type="button" id="retrain">Retrain now</button> ` +
       `<button type="button" id="retrain-stop" hidden>Stop</button> <span id="retrain-state"></span></p>` +
-      `<pre id="retrain-log" hidden></pre>` +
+      `<pre id="retrain-log" hidden></pre>` + gateHtml(L.gate) +
       `<h2>Model versions</h2><table><thead><tr><th></th><th>version</th><th>created</th><th>parent</th>` +
-      `<th>held-out accuracy</th></tr></thead><tbody>${rows}</tbody></table>` +
+      `<th>held-out accuracy</th><th>held-out photos</th><th>per class: before → after (photos)</th></tr></thead>` +
+      `<tbody>${rows}</tbody></table>` +
       `<button type="button" id="rollback">Roll back to the previous model</button>`;
     $("#retrain").addEventListener("click", async () => {
       try {
@@ -404,6 +408,31 @@ async function loadLearning() {
   } catch (err) {
     panel.textContent = `could not read the learning state: ${err.message}`;
   }
+}
+
+function acc(x) { return x == null ? "–" : x.toFixed(4); }
+
+function change(before, after) {
+  if (before == null || after == null) return "";
+  const d = after - before;
+  return `<span class="${d > 0 ? "better" : d < 0 ? "worse" : ""}">${d > 0 ? "+" : ""}${d.toFixed(4)}</span>`;
+}
+
+// The gate's verdict on the latest retrain (promoted or not): the current and the new model on the same
+// held-out photos, overall and per class, with how many photos each number rests on.
+function gateHtml(g) {
+  if (!g) return "";
+  const verdict = g.promoted ? "promoted: now in use" : g.stored ? "not promoted (kept as a version)" : "not promoted";
+  const row = (name, n, before, after, cls = "") => `<tr class="${cls}"><td>${name}</td><td>${n ?? "–"}</td>` +
+    `<td>${acc(before)}</td><td>${acc(after)}</td><td>${change(before, after)}</td></tr>`;
+  const classes = (g.per_class || []).map((c) => row(escapeHtml(c.class), c.n, c.before, c.after)).join("");
+  return `<h2 id="gate">Latest retrain <small>${escapeHtml(g.created || "")} · ${escapeHtml(g.version || "")} ` +
+    `from ${escapeHtml(g.parent || "default")}</small></h2>` +
+    `<p class="verdict ${g.promoted ? "better" : ""}"><strong>${verdict}</strong></p>` +
+    `<table class="gate"><thead><tr><th>held-out photos of</th><th>photos</th><th>current model (before)</th>` +
+    `<th>new model (after)</th><th>change</th></tr></thead><tbody>${classes}` +
+    row("all classes", g.validation_n, g.parent_val_accuracy, g.val_accuracy, "total") + `</tbody></table>` +
+    `<p class="reason">${escapeHtml(g.reason || "")}</p>`;
 }
 
 let retrainTimer = null;
@@ -446,4 +475,13 @@ async function poll() {
   setTimeout(poll, POLL_MS);
 }
 
-refresh().then(() => setTimeout(poll, POLL_MS), (err) => toast(err.message));
+// For measuring (bench/bench_ui.py): the mark "footsort:first-screen" is set once the first listing is drawn and
+// every thumbnail on the first screen is shown (or failed); like every mark, its time counts from navigation start.
+function markFirstScreen(started = performance.now()) {
+  const imgs = [...document.querySelectorAll("#grid-review img")]
+    .filter((i) => i.getBoundingClientRect().top < innerHeight);
+  if (imgs.every((i) => i.getAttribute("src") && i.complete)) performance.mark("footsort:first-screen");
+  else if (performance.now() - started < 60000) requestAnimationFrame(() => markFirstScreen(started));
+}
+
+refresh().then(() => { markFirstScreen(); setTimeout(poll, POLL_MS); }, (err) => toast(err.message));
