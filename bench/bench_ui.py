@@ -286,7 +286,7 @@ def main() -> None:
                   f"(min {min(totals):.3f}, max {max(totals):.3f})")
             visits = [browser_open(start, page.url, args.photos) for _ in range(args.browser_runs)] if start else []
             if visits:
-                med = {k: statistics.median(v[k] for v in visits) for k in visits[0]}
+                med = {k: statistics.median(v[k] for v in visits if k in v) for k in set().union(*visits)}
                 print(f"browser, headless Chromium, cache off (median of {len(visits)}; the page's performance marks, "
                       f"from navigation start): HTML {med['html']:.3f} s, listing read {med['listing']:.3f} s, "
                       f"all {args.photos} cards in the DOM {med['drawn']:.3f} s, first screen of thumbnails shown "

@@ -12,23 +12,31 @@ from typing import Any
 import click
 
 from footsort import __version__
-from footsort.errors import FootsortError
+from footsort.errors import FootsortError, TorchMissing
 
 
 class FootsortGroup(click.Group):
-    """A click group that reports FootsortError as `error: ...` on one line."""
+    """A click group that reports FootsortError, and torch missing where a command needs it, on one line."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except FootsortError as exc:
-            from footsort.system.safe_text import shown
-
-            click.echo(f"error: {shown(exc)}", err=True)  # one line, whatever file name or URL it quotes
-            ctx.exit(exc.exit_code)
+            _fail(ctx, exc)
+        except ModuleNotFoundError as exc:  # the light install has no torch: train, retrain, evaluate need it
+            if (exc.name or "").split(".")[0] not in ("torch", "torchvision"):
+                raise
+            _fail(ctx, TorchMissing.to(f"footsort {ctx.invoked_subcommand or ''}".strip()))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+
+
+def _fail(ctx: click.Context, exc: FootsortError) -> None:
+    from footsort.system.safe_text import shown
+
+    click.echo(f"error: {shown(exc)}", err=True)  # one line, whatever file name or URL it quotes
+    ctx.exit(exc.exit_code)
 
 
 @click.group(cls=FootsortGroup, context_settings={"help_option_names": ["-h", "--help"]})

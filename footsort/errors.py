@@ -15,6 +15,19 @@ class ConfigError(FootsortError):
     exit_code = 2
 
 
+TORCH_INSTALL = "pip install torch torchvision"
+
+
+class TorchMissing(FootsortError):
+    """torch (or torchvision) is not installed: the light install sorts without it, learning needs it."""
+
+    @classmethod
+    def to(cls, what: str) -> "TorchMissing":
+        """The error for `what` (e.g. "footsort retrain") run where torch is not installed."""
+        return cls(f"{what} needs torch, which is not installed; install it with: {TORCH_INSTALL} (without torch, "
+                   "sort, watch and classify run on ONNX Runtime: --engine auto or onnx)")
+
+
 class ModelFileError(FootsortError):
     """A model file is missing, truncated, corrupted, foreign or unsafe."""
 

@@ -55,7 +55,7 @@ CORPUS: dict[str, bytes] = {
     "truncated.jpg": jpeg_bytes(RED, size=(256, 256), tag=1)[:400],
     "zero.jpg": b"",
     "text.jpg": b"this is a text file with an image name\n",
-    "alpha.png": encoded(Image.new("RGBA", (40, 40), (*RED, 230)), "PNG"),
+    "alpha.png": encoded(Image.new("RGBA", (40, 40), (*RED, 250)), "PNG"),
     "sixteen.png": encoded(Image.new("I;16", (40, 40), 40000), "PNG"),
     "cmyk.jpg": encoded(Image.new("CMYK", (40, 40), (0, 230, 230, 20)), "JPEG"),
     "palette.gif": encoded(Image.new("RGB", (40, 40), RED).convert("P"), "GIF"),

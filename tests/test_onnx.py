@@ -72,6 +72,28 @@ def test_both_engines_give_the_same_predictions(exported: dict) -> None:
         assert x.confidence == max(x.probabilities.values())
 
 
+def test_a_batch_run_in_parts_and_pixels_prepared_ahead_give_the_same_answers(exported: dict,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from footsort.model import onnx_engine
+    from footsort.model.imaging import load_rgb
+    from footsort.model.presets import Preprocess
+
+    clf = onnx_engine.OnnxClassifier.load(exported["path"])
+    images = [load_rgb(p) for p in exported["photos"]] + [Image.new("RGB", (90, 40), (200, 30, 30))]
+    monkeypatch.setattr(onnx_engine, "cpu_cores", lambda: 1)  # one run for the whole batch
+    whole = clf.predict_images(images)
+    monkeypatch.setattr(onnx_engine, "cpu_cores", lambda: 3)  # three runs side by side
+    prepared = [clf.prepare(im) for im in images]  # as the pipeline's loading threads do
+    parts = clf.predict_images(prepared)
+    assert [p.label for p in parts] == [p.label for p in whole]
+    assert all(abs(a.probabilities[k] - b.probabilities[k]) < 1e-6 for a, b in zip(parts, whole) for k in a.probabilities)
+    assert (clf.to_array(prepared[0]) == clf.to_array(prepared[0].copy())).all()  # the same numbers, made ahead
+    clf.preprocess = Preprocess(size=clf.input_size, fit="squash")  # another model's settings: made again
+    assert clf.to_array(prepared[0]) is not getattr(prepared[0], onnx_engine.PIXELS)[1]
+
+
 def test_a_mismatching_export_is_refused_and_nothing_is_written(exported: dict, tmp_path: Path) -> None:
     path, _ = _save_tiny(tmp_path / "m.safetensors")
     with pytest.raises(onnx_export.ExportRefused, match="differ from torch"):

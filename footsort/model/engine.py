@@ -17,7 +17,7 @@ from typing import Any, Iterator, Literal, Sequence
 from loguru import logger
 from PIL import Image
 
-from footsort.errors import FootsortError, UnreadableImage
+from footsort.errors import TORCH_INSTALL, FootsortError, TorchMissing, UnreadableImage
 from footsort.model.imaging import load_rgb
 from footsort.model.prediction import Prediction
 
@@ -73,6 +73,11 @@ class PathLabeller:
 def onnxruntime_installed() -> bool:
     """onnxruntime can be imported (found; not imported here)."""
     return importlib.util.find_spec("onnxruntime") is not None
+
+
+def torch_installed() -> bool:
+    """torch and torchvision can be imported (found; not imported here)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "torchvision"))
 
 
 def onnxruntime_cuda() -> bool:
@@ -163,7 +168,11 @@ def load_classifier(path: str | Path | None = None, engine: str = "auto", device
                                     f"({ONNX_EXTRA}); or use --engine torch")
             onnx_export.export_once(model_path)
             return onnx_engine.OnnxClassifier.load(model_path, providers=choice.providers)
+        if not torch_installed():
+            raise TorchMissing(f"{why} and torch, which would run it, is not installed; {TORCH_INSTALL}")
         logger.info(f"sorting with torch: {why} (one run with --engine onnx makes it)")
+    elif engine != "torch" and not torch_installed():  # asked for by name: the command says it needs torch
+        raise TorchMissing(f"the model runs on torch here ({choice.reason}), but torch is not installed; {TORCH_INSTALL}")
     from footsort.model.classifier import Classifier
 
     return Classifier.load(model_path, device=device, fuse=fuse)  # type: ignore[arg-type]

@@ -56,14 +56,18 @@ def eval_array(spec: Preprocess) -> Callable[[Image.Image], Any]:
     array (torchvision's arithmetic without torch: both engines, torch and ONNX, see the same numbers)."""
     import numpy as np
 
-    mean = np.asarray(spec.mean, dtype=np.float32).reshape(3, 1, 1)
-    std = np.asarray(spec.std, dtype=np.float32).reshape(3, 1, 1)
+    # each channel's 256 possible values, computed once as (v / 255 - mean) / std in float32 (the same operations
+    # in the same order, so bit for bit the same numbers): then one lookup per pixel (about 0.6 ms less a photo)
+    table = np.arange(256, dtype=np.float32)[None, :].repeat(3, axis=0) / np.float32(255)
+    table -= np.asarray(spec.mean, dtype=np.float32)[:, None]
+    table /= np.asarray(spec.std, dtype=np.float32)[:, None]
 
     def transform(img: Image.Image) -> Any:
-        fitted = fit_image(img.convert("RGB"), spec.size, spec.fit)
-        x = np.asarray(fitted, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / np.float32(255)
-        x -= mean
-        x /= std
+        fitted = fit_image(img if img.mode == "RGB" else img.convert("RGB"), spec.size, spec.fit)
+        pixels = np.asarray(fitted, dtype=np.uint8)
+        x = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+        for c in range(3):
+            np.take(table[c], pixels[..., c], out=x[c])
         return x
 
     return transform

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Literal, Mapping, Sequence
 
 from footsort.system import paths, service
 from footsort.system.config import Config, load
-from footsort.errors import FootsortError
+from footsort.errors import TORCH_INSTALL, FootsortError
 
 Status = Literal["ok", "info", "warn", "fail"]
 RECOMMENDED_WATCHES = 524288
@@ -99,12 +99,13 @@ def check_python(m: Machine) -> list[Check]:
 
 
 def check_torch(m: Machine) -> list[Check]:
-    """torch and torchvision import; which device `model.device` picks."""
+    """torch and torchvision import (sorting does without them when ONNX Runtime runs the model); which device
+    `model.device` picks."""
     try:
         import torch
         import torchvision
     except Exception as exc:  # ImportError, or a broken binary install
-        return [Check("torch", "fail", f"cannot import torch/torchvision: {exc}", "pip install torch torchvision")]
+        return [_without_torch(m, exc)]
     from footsort.model.device import cuda_available, mps_available, resolve_device
 
     out = [Check("torch", "ok", f"torch {torch.__version__}, torchvision {torchvision.__version__}")]
@@ -120,6 +121,25 @@ def check_torch(m: Machine) -> list[Check]:
         note = "" if seen else "; no GPU found: fine for sorting, training is slower"
         out.append(Check("device", "ok", f"{picked} (model.device = {wanted!r}; available: CPU{', ' + seen if seen else ''}){note}"))
     return out
+
+
+def _without_torch(m: Machine, exc: Exception) -> Check:
+    """torch does not import: fine for sorting where the ONNX engine runs the model (the light install), a
+    failure where torch would have to."""
+    from footsort.model import engine
+
+    try:
+        choice = engine.describe(m.cfg.model.path or None, m.cfg.model.engine, m.cfg.model.device)
+    except (FootsortError, OSError) as err:  # check_engine and check_model say what is wrong
+        choice = engine.Choice("torch", f"the engine cannot be told: {err}")
+    if choice.engine != "onnx":
+        return Check("torch", "fail", f"cannot import torch/torchvision ({exc}), and the model runs on torch here "
+                     f"({choice.reason}): nothing can sort", TORCH_INSTALL)
+    if isinstance(exc, ModuleNotFoundError):
+        return Check("torch", "info", "not installed: sorting runs on ONNX Runtime without it; only train, retrain and "
+                     "evaluate need it", f"to train, retrain or evaluate: {TORCH_INSTALL}")
+    return Check("torch", "warn", f"cannot import torch/torchvision ({exc}): sorting runs on ONNX Runtime without it, "
+                 "but train, retrain and evaluate fail", f"reinstall it: {TORCH_INSTALL}")
 
 
 def check_model(m: Machine) -> list[Check]:

@@ -80,6 +80,7 @@ function card(p) {
 const thumbData = new Map();  // key -> JPEG bytes, or a URL (placeholder)
 const thumbURL = new Map();   // key -> blob URL made from thumbData
 const PACK = 200;
+const FIRST_PACK = 48;  // about a screenful, asked for alone so the first screen need not wait for 200
 let thumbRun = 0;
 let packsDone = false;
 const near = new Set();
@@ -115,8 +116,10 @@ async function loadThumbs(photos) {
   packsDone = false;
   const need = photos.filter((p) => p.v && !thumbData.has(thumbKey(p)));
   const packs = [];
-  for (let i = 0; i < need.length; i += PACK) packs.push(need.slice(i, i + PACK));
-  await Promise.all(packs.map(async (pack) => {
+  const first = Math.min(FIRST_PACK, need.length);
+  if (first) packs.push(need.slice(0, first));
+  for (let i = first; i < need.length; i += PACK) packs.push(need.slice(i, i + PACK));
+  const fetchPack = async (pack) => {
     try {
       const r = await fetch("/api/thumbs?ids=" + pack.map((p) => `${p.id}.${p.v}`).join(","),
         {credentials: "same-origin"});
@@ -133,7 +136,9 @@ async function loadThumbs(photos) {
       // the photos of this pack fall back to one request each
     }
     [...near].forEach(show);
-  }));
+  };
+  if (packs.length) await fetchPack(packs[0]);  // the first screen alone first: nothing competes with it
+  await Promise.all(packs.slice(1).map(fetchPack));
   if (run !== thumbRun) return;
   packsDone = true;
   [...near].forEach(show);
