@@ -39,9 +39,9 @@ def stage_costs(uris: list[str], model: Path | None, sample: int = 100) -> tuple
     """Seconds per photo for decode and for predict, on one thread."""
     import torch
 
-    from footsort.system import config
     from footsort.bulk.stages import DecodeSpec, Predict, decode
     from footsort.sorting.pipeline import load_classifier, policy_for
+    from footsort.system import config
 
     torch.set_num_threads(1)
     cfg = config.load()
@@ -61,9 +61,9 @@ def stage_costs(uris: list[str], model: Path | None, sample: int = 100) -> tuple
 
 
 def run(manifest: Path, out: Path, engine: str, model: Path | None):
-    from footsort.system import config
     from footsort.bulk.job import BulkJob, run_bulk
     from footsort.bulk.manifest import parse_source
+    from footsort.system import config
 
     return run_bulk(BulkJob(parse_source(str(manifest)), str(out), engine), config.load(), model)  # type: ignore[arg-type]
 

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,8 +64,8 @@ def classify_once(model: Path, photo: Path, home: Path, tries: int = 3) -> float
 
 def agreement(model: Path) -> dict:
     """Both engines on every shared validation photo: labels, agreement, disagreements, accuracy."""
-    from footsort.model.engine import load_classifier
     from footsort.errors import UnreadableImage
+    from footsort.model.engine import load_classifier
 
     photos = sorted(STREET.glob("*/*"))
     photos = [p for p in photos if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]

@@ -47,9 +47,9 @@ def sample(n_per_class: int, skip: int, seed: int) -> list[tuple[Path, str]]:
 
 def start_model(photos: list[tuple[Path, str]], size: int) -> str:
     """A weak model in use: ImageNet backbone, lite blocks, head trained 3 epochs on a few photos."""
-    from footsort.model import checkpoint, registry
     from footsort.learning.datasets import LabelledSet, Sample
     from footsort.learning.trainer import Recipe, make_model, recipe_dict, train
+    from footsort.model import checkpoint, registry
 
     recipe = Recipe(mode="cached", preset="lite", size=size, views=2, batch_size=16, lr=1e-3, epochs=3)
     data = LabelledSet(tuple(Sample(p, CLASSES.index(c)) for p, c in photos), CLASSES)
@@ -80,8 +80,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from footsort.learning.corrections import Findings
     from footsort.learning.feature_cache import FeatureCache
-    from footsort.sorting.hashes import ContentHashes
     from footsort.learning.retrain import Options, TrainItem, make_plan, retrain
+    from footsort.sorting.hashes import ContentHashes
 
     half = args.images // 2
     photos = sample(half, skip=0, seed=0)

@@ -24,7 +24,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from footsort.learning.datasets import scan, stratified_split  # noqa: E402
-from footsort.learning.trainer import Recipe, extract_features, eval_inputs, head_logits, make_model, train  # noqa: E402
+from footsort.learning.trainer import (  # noqa: E402
+    Recipe,
+    eval_inputs,
+    extract_features,
+    head_logits,
+    make_model,
+    train,
+)
 
 SHARED = REPO.parent / "shared"
 

@@ -32,15 +32,25 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from footsort.model import checkpoint
 from footsort import __version__  # noqa: E402
 from footsort.learning.datasets import LabelledSet  # noqa: E402
-from footsort.learning.sources import SOURCES, split_sources  # noqa: E402
 from footsort.learning.metrics import risk_coverage, threshold_table  # noqa: E402
-from footsort.model.presets import Preprocess, eval_transform  # noqa: E402
+from footsort.learning.sources import SOURCES, split_sources  # noqa: E402
 from footsort.learning.synth import household_view  # noqa: E402
-from footsort.learning.trainer import (Recipe, extract_features, eval_inputs, fit_temperature, head_logits,  # noqa: E402
-                              make_model, recipe_dict, tail_start, train_on_features, train_views)
+from footsort.learning.trainer import (  # noqa: E402
+    Recipe,
+    eval_inputs,
+    extract_features,
+    fit_temperature,
+    head_logits,
+    make_model,
+    recipe_dict,
+    tail_start,
+    train_on_features,
+    train_views,
+)
+from footsort.model import checkpoint
+from footsort.model.presets import Preprocess, eval_transform  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLASSES = ("sapatos", "tsinelas")

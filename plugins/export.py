@@ -17,9 +17,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from footsort.system import paths
 from footsort.plugins.events import ALL_EVENTS, EVENT_NAMES, Event, to_dict
 from footsort.plugins.host import PluginAPI
+from footsort.system import paths
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlparse, urlunparse
 
 from footsort import __version__
-from footsort.system.safe_text import add_secret, add_secret_url, redacted_url
 from footsort.plugins.events import EVENT_NAMES, Event, to_dict
 from footsort.plugins.host import PluginAPI
+from footsort.system.safe_text import add_secret, add_secret_url, redacted_url
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from footsort.system import atomic
 from footsort.plugins.events import CorrectionSeen, FileSorted
 from footsort.plugins.host import PluginAPI
+from footsort.system import atomic
 
 
 @dataclass(frozen=True)

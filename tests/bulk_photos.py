@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner, Result
+from fakes import BLUE, MUDDY, RED, jpeg_bytes, write_image
 from loguru import logger
 
-from fakes import BLUE, MUDDY, RED, jpeg_bytes, write_image
 from footsort.cli import main
 
 BROKEN = ("broken.jpg", "empty.jpg", "truncated.jpg", "text.png")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from fakes import fake_obj
+
 from footsort.cli import main
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from typing import Sequence
 
 from PIL import Image, ImageStat
 
-from footsort.plugins.events import Event
 from footsort.model.prediction import Prediction
+from footsort.plugins.events import Event
 
 RED, BLUE = (230, 20, 20), (20, 20, 230)  # -> tsinelas 0.95, sapatos 0.95
 MUDDY = (150, 20, 100)  # -> tsinelas, confidence about 0.6: review

@@ -95,8 +95,8 @@ def test_a_model_save_killed_half_way_is_cleaned_by_models_list(tmp_path: Path) 
     import subprocess
     import sys
 
-    from footsort.system import paths
     from footsort.model import registry
+    from footsort.system import paths
 
     code = ("import os, safetensors.torch; safetensors.torch.save_file = lambda *a, **k: os._exit(9)\n"
             "from tests.helpers_model import tiny_meta, tiny_model\nfrom footsort.model import registry\n"
@@ -113,10 +113,10 @@ def test_every_state_file_goes_through_the_one_helper(tmp_path: Path, monkeypatc
     """checkpoint, registry, feature cache and hash memo: a failed replace leaves no temp file anywhere."""
     import torch
 
+    from footsort.learning.feature_cache import FeatureCache, FeatureKey
     from footsort.model import checkpoint, registry
     from footsort.sorting import hashes
     from footsort.system import paths
-    from footsort.learning.feature_cache import FeatureCache, FeatureKey
     from tests.helpers_model import tiny_meta, tiny_model
 
     model = tiny_model()

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
 from loguru import logger
 from PIL import Image
 
-from fakes import RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
-from footsort.sorting import pipeline as pl
 from footsort.cli import main
+from footsort.sorting import pipeline as pl
 from footsort.sorting.decide import Policy
 from footsort.sorting.journal import Journal
 from footsort.sorting.pipeline import Item, Layout, Pipeline

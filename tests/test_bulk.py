@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ pytest.importorskip("pyarrow")
 
 from bulk_photos import BROKEN, as_sorted, cli, make_photos, sorted_by_footsort_sort  # noqa: E402
 from fakes import RED, RecordingHost, write_image  # noqa: E402
-from footsort.system import config  # noqa: E402
+
 from footsort.bulk.apply import CopyPlan, Mover, apply_rows, copy_destination  # noqa: E402
 from footsort.bulk.manifest import parse_source, resolve  # noqa: E402
 from footsort.bulk.ray_engine import RayPlan  # noqa: E402
@@ -23,6 +22,7 @@ from footsort.bulk.stages import Row  # noqa: E402
 from footsort.errors import FootsortError  # noqa: E402
 from footsort.sorting.journal import Journal  # noqa: E402
 from footsort.sorting.sorter import Sorter, file_hash  # noqa: E402
+from footsort.system import config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,6 +11,7 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 from bulk_photos import as_sorted, cli, make_photos, sorted_by_footsort_sort  # noqa: E402
+
 from footsort.bulk.results import all_rows  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from bulk_photos import BROKEN, as_sorted, cli, make_photos, sorted_by_footsort_sort
+
 from footsort.bulk.results import all_rows
 from footsort.sorting.sorter import file_hash
 

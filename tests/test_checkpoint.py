@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from footsort.model import checkpoint
 from footsort.errors import ModelFileError
+from footsort.model import checkpoint
 from tests.helpers_model import tiny_meta, tiny_model
 
 

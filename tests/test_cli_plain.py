@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import BLUE, RED, write_image
 from loguru import logger
 
-from fakes import BLUE, RED, write_image
 from footsort.cli import main
 from footsort.learning.corrections import HUMAN
 from footsort.sorting.journal import Details, Journal

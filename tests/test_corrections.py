@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, write_image
+
 from footsort.learning import corrections as cr
 from footsort.learning.corrections import Correction, Decision, LabelledExample
 from footsort.sorting.decide import Policy

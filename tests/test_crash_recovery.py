@@ -18,8 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from fakes import BLUE, RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
+
 from footsort.sorting import sorter
 from footsort.sorting.decide import Policy
 from footsort.sorting.journal import Journal

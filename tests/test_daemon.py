@@ -10,11 +10,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
+from fakes import (
+    BLUE,
+    MUDDY,
+    RED,
+    ColourClassifier,
+    RecordingHost,
+    jpeg_bytes,
+    write_image,
+)
+
 from footsort.sorting import daemon
-from footsort.system.config import load as load_config
 from footsort.sorting.journal import Journal
 from footsort.sorting.sorter import Sorter, undo
+from footsort.system.config import load as load_config
 
 
 class Running:

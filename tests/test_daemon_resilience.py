@@ -10,15 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-from loguru import logger
-
 from fakes import RED, ColourClassifier, RecordingHost, jpeg_bytes
-from footsort.sorting import daemon, sorter
-from footsort.system.config import load as load_config
+from loguru import logger
+from test_daemon import Running, listing
+
 from footsort.errors import FootsortError
+from footsort.sorting import daemon, sorter
 from footsort.sorting.journal import Journal
 from footsort.sorting.sorter import Sorter, undo
-from test_daemon import Running, listing
+from footsort.system.config import load as load_config
 
 
 @pytest.fixture

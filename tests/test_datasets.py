@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from footsort.learning.datasets import scan, stratified_split
 from footsort.errors import DataError
+from footsort.learning.datasets import scan, stratified_split
 from tests.helpers_model import make_image_folder
 
 

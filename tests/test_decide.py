@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from footsort.sorting.decide import Policy, Review, Skip, Sort, decide, decide_duplicate
 from footsort.model.prediction import Prediction
+from footsort.sorting.decide import Policy, Review, Skip, Sort, decide, decide_duplicate
 
 CLASSES = ("sapatos", "tsinelas")
 

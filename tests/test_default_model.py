@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 import footsort
-from footsort.model import checkpoint, registry
 from footsort.cli import main
 from footsort.learning.datasets import scan, stratified_split
+from footsort.model import checkpoint, registry
 from tests.conftest import DEV_DATA, STREET_DATA
 
 SHARED_DATA = DEV_DATA.parent

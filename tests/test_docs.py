@@ -7,16 +7,16 @@ import dataclasses
 import re
 import shlex
 import sys
-import tomllib
 from pathlib import Path
 
 import click
 import pytest
+import tomllib
 from click.testing import CliRunner
 from loguru import logger
 
-from footsort.system import config
 from footsort.cli import main
+from footsort.system import config
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]

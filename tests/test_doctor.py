@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from footsort.system import doctor, paths
-from footsort.system.config import Config, ModelSection, PluginsSection, SortSection, WatchSection
+from footsort.system.config import (
+    Config,
+    ModelSection,
+    PluginsSection,
+    SortSection,
+    WatchSection,
+)
 from footsort.system.doctor import Check, Machine
 from footsort.system.service import RunResult
 

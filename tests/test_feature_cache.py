@@ -8,13 +8,23 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from fakes import BLUE, RED, write_image
-from footsort.system import paths
-from footsort.learning.feature_cache import (EVAL, FeatureCache, FeatureKey, Request, View, augmented_views, backbone_digest,
-                                    features, preprocess_key, view_input)
+
+from footsort.learning.feature_cache import (
+    EVAL,
+    FeatureCache,
+    FeatureKey,
+    Request,
+    View,
+    augmented_views,
+    backbone_digest,
+    features,
+    preprocess_key,
+    view_input,
+)
 from footsort.model.presets import Preprocess
 from footsort.sorting.sorter import file_hash
+from footsort.system import paths
 from tests.helpers_learn import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import tiny_model
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, write_image
 from loguru import logger
 
-from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, write_image
 from footsort.sorting.decide import Policy
 from footsort.sorting.journal import Journal
 from footsort.sorting.pipeline import Item, Layout, Pipeline

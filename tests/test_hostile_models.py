@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import RED, write_image
 from loguru import logger
 
-from fakes import RED, write_image
-from footsort.model import checkpoint, registry
 from footsort.errors import ModelFileError
+from footsort.model import checkpoint, registry
 from tests.helpers_model import tiny_meta, tiny_model
 
 _STATES: dict[int, dict] = {}

@@ -5,30 +5,28 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
+from fakes import BLUE, RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
 from loguru import logger
 
-from fakes import BLUE, RED, ColourClassifier, RecordingHost, jpeg_bytes, write_image
-from footsort.learning import corrections
-from footsort.system import doctor, logs, paths, safe_text, service
 from footsort.cli import main
-from footsort.system.config import Config, LogSection
 from footsort.errors import FootsortError
+from footsort.learning import corrections
 from footsort.sorting.journal import Details, Journal, JournalDamaged
 from footsort.sorting.naming import candidates
+from footsort.system import doctor, logs, paths, safe_text, service
+from footsort.system.config import LogSection
 
 BAD = b"bad\xff\xfename.jpg"  # not UTF-8: a name from an old camera or another system
 FORGED = "IMG_1.jpg\n2026-01-01 00:00:00.000 ERROR   footsort.pipeline:1 forged\n<0>emergency.jpg"
@@ -126,8 +124,9 @@ def test_journal_round_trips_undecodable_names_and_keeps_text_rows_text(tmp_path
 def test_the_export_plugin_writes_undecodable_names_losslessly(tmp_path: Path) -> None:
     import json
 
-    from footsort.plugins.events import FileSorted
     from footsort.plugins.bundled.export import append
+
+    from footsort.plugins.events import FileSorted
 
     odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/" + BAD))
     event = FileSorted(source=odd, destination=odd, label="tsinelas", confidence=0.9, model_version="m")

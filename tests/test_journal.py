@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from footsort.system import paths
 from footsort.errors import FootsortError
 from footsort.sorting.journal import Details, Journal
+from footsort.system import paths
 
 
 def test_wal_journal_in_the_data_dir_with_a_run_lock(tmp_path: Path) -> None:

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import RED, ColourClassifier, RecordingHost, write_image
 from PIL import Image
 
-from fakes import RED, ColourClassifier, RecordingHost, write_image
-from footsort.system import config
-from footsort.sorting import pipeline as pl
 from footsort.cli import main
-from footsort.sorting.decide import Policy
 from footsort.errors import ConfigError
 from footsort.model.imaging import load_rgb
+from footsort.sorting import pipeline as pl
+from footsort.sorting.decide import Policy
 from footsort.sorting.pipeline import Item, Layout, Pipeline
 from footsort.sorting.sorter import Sorter
+from footsort.system import config
 
 CLASSES = ColourClassifier.classes
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from fakes import BLUE, MUDDY, RED, write_image
-from footsort.learning import corrections
-from footsort.model import registry
+
 from footsort.cli import main
 from footsort.commands.learn_cmds import COMMANDS
+from footsort.learning import corrections
+from footsort.model import registry
 from footsort.sorting.journal import Journal
 from tests.helpers_learn import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model
@@ -194,8 +194,8 @@ def fix_by_hand(inbox: Path) -> int:
 @pytest.mark.real
 def test_end_to_end_weak_model_sort_fix_retrain_switch_rollback(tmp_path: Path, shared_weights: Path) -> None:
     from footsort.model.classifier import Classifier
-    from footsort.system.config import load as load_config
     from footsort.sorting.reloading import follow_in_use
+    from footsort.system.config import load as load_config
 
     weak = weak_model(shared_weights)
     pool = make_image_folder(tmp_path / "pool", per_class=36, seed=1)  # enough held out for the promotion gate

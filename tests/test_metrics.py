@@ -2,8 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from footsort.learning.metrics import (expected_calibration_error, lowest_threshold_for, reliability_bins, risk_coverage,
-                              score, threshold_table)
+from footsort.learning.metrics import (
+    expected_calibration_error,
+    lowest_threshold_for,
+    reliability_bins,
+    risk_coverage,
+    score,
+    threshold_table,
+)
 
 
 def test_hand_checked_case() -> None:

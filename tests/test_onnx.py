@@ -15,8 +15,8 @@ from click.testing import CliRunner
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from footsort.model import engine, onnx_export  # noqa: E402
 from footsort.errors import FootsortError  # noqa: E402
+from footsort.model import engine, onnx_export  # noqa: E402
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,8 +153,8 @@ def test_auto_keeps_torch_on_an_nvidia_gpu_and_for_an_explicit_gpu_device(monkey
 
 
 def test_the_engine_config_key_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
-    from footsort.system import config
     from footsort.errors import ConfigError
+    from footsort.system import config
 
     assert config.load().model.engine == "auto"
     monkeypatch.setenv("FOOTSORT_MODEL_ENGINE", "torch")
@@ -165,8 +165,8 @@ def test_the_engine_config_key_is_validated(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_classify_and_doctor_name_the_engine(exported: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    from footsort.system import doctor
     from footsort.cli import main
+    from footsort.system import doctor
     from footsort.system.config import Config, ModelSection
 
     photo = str(exported["photos"][0])
@@ -184,10 +184,10 @@ def test_classify_and_doctor_name_the_engine(exported: dict, monkeypatch: pytest
 
 def test_hot_reload_switches_between_onnx_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """train/retrain store versions through registry.add_version, which exports them; the daemon follows."""
-    from footsort.system import config
     from footsort.model import registry
     from footsort.sorting.pipeline import load_classifier
     from footsort.sorting.reloading import follow_in_use
+    from footsort.system import config
 
     metas = []
     for _ in range(2):

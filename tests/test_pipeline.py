@@ -7,15 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fakes import BLUE, MUDDY, RED, ColourClassifier, RecordingHost, write_image
+
 from footsort.plugins import events
 from footsort.sorting import pipeline as pl
-from footsort.system.config import load as load_config
 from footsort.sorting.decide import Policy
 from footsort.sorting.journal import Journal
 from footsort.sorting.pipeline import Item, Layout, Pipeline, as_provider, layout_for
 from footsort.sorting.sorter import Sorter
+from footsort.system.config import load as load_config
 
 CLASSES = ColourClassifier.classes
 

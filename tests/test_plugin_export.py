@@ -7,11 +7,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from footsort.system import paths
-from footsort.system.config import Config, PluginsSection
+from footsort.plugins.bundled.export import csv_columns
+
 from footsort.plugins.events import FileFailed, FileReviewed, FileSorted
 from footsort.plugins.host import PluginHost
-from footsort.plugins.bundled.export import csv_columns
+from footsort.system import paths
+from footsort.system.config import Config, PluginsSection
 
 
 def run(settings: dict) -> None:

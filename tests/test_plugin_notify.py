@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from footsort.plugins.bundled import notify
+from footsort.plugins.bundled.notify import (
+    Notifier,
+    Settings,
+    applescript_string,
+    notify_command,
+)
 
-from footsort.system.config import Config
 from footsort.plugins.events import FileReviewed
 from footsort.plugins.host import PluginAPI
-from footsort.plugins.bundled import notify
-from footsort.plugins.bundled.notify import Notifier, Settings, applescript_string, notify_command
+from footsort.system.config import Config
 
 
 def test_commands_per_platform() -> None:

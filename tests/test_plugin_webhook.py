@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
+from footsort.plugins.bundled.webhook import check_url, post_json
 
-from footsort.system.config import Config, PluginsSection
 from footsort.plugins.events import FileReviewed, FileSorted
 from footsort.plugins.host import PluginHost
-from footsort.plugins.bundled.webhook import check_url, post_json
+from footsort.system.config import Config, PluginsSection
 
 
 class Server:

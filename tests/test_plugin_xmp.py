@@ -10,12 +10,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from footsort.plugins.bundled.xmp import (
+    NS,
+    Settings,
+    label_photo,
+    sidecar_path,
+    update_xmp,
+)
 
-from footsort.system import atomic
-from footsort.system.config import Config, PluginsSection
 from footsort.plugins.events import CorrectionSeen, FileSorted
 from footsort.plugins.host import PluginHost
-from footsort.plugins.bundled.xmp import NS, Settings, label_photo, sidecar_path, update_xmp
+from footsort.system import atomic
+from footsort.system.config import Config, PluginsSection
 
 DARKTABLE_SIDECAR = """<?xml version="1.0" encoding="UTF-8"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">

@@ -13,9 +13,9 @@ import pytest
 from loguru import logger
 
 from footsort.plugins import host as plugins
-from footsort.system.config import Config, PluginsSection
 from footsort.plugins.events import DaemonStarted, FileFailed, FileSorted
 from footsort.plugins.host import PluginAPI, PluginHost
+from footsort.system.config import Config, PluginsSection
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from loguru import logger
 
+from footsort.errors import ModelFileError
 from footsort.model import checkpoint, registry
 from footsort.system import paths
-from footsort.errors import ModelFileError
 from tests.helpers_model import tiny_meta, tiny_model
 
 

@@ -8,14 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from fakes import BLUE, RED, ColourClassifier, RecordingHost, write_image
-from footsort.sorting import daemon
+
 from footsort.model import registry
-from footsort.system.config import load as load_config
+from footsort.sorting import daemon
 from footsort.sorting.journal import Journal
 from footsort.sorting.pipeline import as_provider
 from footsort.sorting.reloading import ReloadingClassifier, follow_in_use
+from footsort.system.config import load as load_config
 from tests.helpers_model import tiny_meta, tiny_model
 
 

@@ -7,13 +7,24 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from fakes import RecordingHost
-from footsort.model import checkpoint, registry
+
 from footsort.learning.corrections import Correction, Findings, LabelledExample
 from footsort.learning.feature_cache import FeatureCache
-from footsort.learning.retrain import (Comparison, NothingToLearn, Options, TrainItem, finish, last_gate, make_plan,
-                                      repeats, retrain, training_rows, verdict)
+from footsort.learning.retrain import (
+    Comparison,
+    NothingToLearn,
+    Options,
+    TrainItem,
+    finish,
+    last_gate,
+    make_plan,
+    repeats,
+    retrain,
+    training_rows,
+    verdict,
+)
+from footsort.model import checkpoint, registry
 from footsort.sorting.sorter import file_hash
 from tests.helpers_learn import eager_extract, one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.helpers_model import make_image_folder, tiny_meta, tiny_model

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from fakes import BLUE, RED, RecordingHost, write_image
+
 from footsort.errors import FootsortError
 from footsort.learning import retraining
 from footsort.learning.retrain import Options

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fakes import MUDDY, RED, ColourClassifier, RecordingHost, write_image
-from footsort.learning import corrections
-from footsort.learning import review
+
+from footsort.learning import corrections, review
 from footsort.model.prediction import Prediction
 from footsort.sorting.journal import Journal
 from footsort.sorting.sorter import Sorter, file_hash

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from footsort.system import service
 from footsort.errors import FootsortError
+from footsort.system import service
 from footsort.system.service import RunResult, ServiceSpec
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from fakes import BLUE, MUDDY, RED, write_image
 from loguru import logger
 
-from fakes import BLUE, MUDDY, RED, write_image
 from footsort.cli import main
 from footsort.commands.sort_cmds import parse_since
 from footsort.errors import FootsortError

@@ -10,7 +10,16 @@ import pytest
 
 from footsort.sorting import sorter
 from footsort.sorting.journal import Journal
-from footsort.sorting.sorter import Move, Sorter, Vanished, file_hash, recover, rename_noreplace, settle, undo
+from footsort.sorting.sorter import (
+    Move,
+    Sorter,
+    Vanished,
+    file_hash,
+    recover,
+    rename_noreplace,
+    settle,
+    undo,
+)
 
 
 @pytest.fixture

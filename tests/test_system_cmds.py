@@ -8,9 +8,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from footsort.system import config, paths
 from footsort.cli import main
 from footsort.commands import system_cmds
+from footsort.system import config, paths
 from footsort.system.service import RunResult
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from footsort.learning.datasets import scan
+from footsort.learning.trainer import Recipe, train_views
 from footsort.model.imaging import load_rgb
 from footsort.model.presets import Preprocess, eval_transform, train_transform
-from footsort.learning.trainer import Recipe, train_views
 from tests.helpers_model import make_image_folder
 
 

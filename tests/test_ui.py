@@ -22,8 +22,9 @@ with warnings.catch_warnings():  # starlette >= 1.x suggests httpx2; httpx works
     from starlette.testclient import TestClient  # noqa: E402
 
 from fakes import BLUE, MUDDY, RED, RecordingHost, write_image  # noqa: E402
-from footsort.learning import corrections  # noqa: E402
+
 from footsort.cli import main  # noqa: E402
+from footsort.learning import corrections  # noqa: E402
 from footsort.sorting.journal import Journal  # noqa: E402
 from footsort.ui.library import Library  # noqa: E402
 from footsort.ui.server import CSRF_HEADER, Access, create_app  # noqa: E402

@@ -22,9 +22,9 @@ DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
 
 from fakes import RecordingHost, write_image  # noqa: E402
+
 from footsort.sorting.journal import Journal  # noqa: E402
 from footsort.ui.library import Library  # noqa: E402
-
 from tests.test_ui import CLASSES, inbox, remember_a_gate  # noqa: E402,F401 (the sorted-inbox fixture)
 
 

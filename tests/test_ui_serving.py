@@ -19,6 +19,7 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from fakes import BLUE, MUDDY, RED, write_image  # noqa: E402
+
 from footsort.cli import main  # noqa: E402
 from footsort.system import paths  # noqa: E402
 from footsort.ui import runtime  # noqa: E402

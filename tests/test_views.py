@@ -5,8 +5,8 @@ import random
 import torch
 from PIL import Image
 
-from footsort.model.presets import Preprocess, eval_transform
 from footsort.learning.views import view_tensor
+from footsort.model.presets import Preprocess, eval_transform
 
 SPEC = Preprocess(size=48, fit="pad")
 IMG = Image.effect_mandelbrot((80, 60), (-2, -1, 1, 1), 40).convert("RGB")

@@ -12,7 +12,13 @@ from typing import Callable
 import pytest
 from loguru import logger
 
-from footsort.sorting.watcher import Settler, Stamp, Watcher, ignore_reason, inotify_advice
+from footsort.sorting.watcher import (
+    Settler,
+    Stamp,
+    Watcher,
+    ignore_reason,
+    inotify_advice,
+)
 
 OUT = frozenset({Path("/in/tsinelas"), Path("/in/review")})
 

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Literal
 from footsort.bulk import local as local_engine
 from footsort.bulk.manifest import Source, iter_uris
 from footsort.bulk.results import ResultsWriter, require_pyarrow
-from footsort.bulk.stages import DecodeSpec, FactorySource, ModelFile, ModelSource, Predict
+from footsort.bulk.stages import (
+    DecodeSpec,
+    FactorySource,
+    ModelFile,
+    ModelSource,
+    Predict,
+)
 from footsort.bulk.stats import Stats
 from footsort.errors import FootsortError
 from footsort.system.config import Config

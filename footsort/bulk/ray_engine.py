@@ -18,8 +18,8 @@ from typing import Any, Iterable, Iterator
 from footsort.bulk.manifest import Source
 from footsort.bulk.stages import Decoded, DecodeSpec, ModelSource, Predict, decode
 from footsort.bulk.stats import Stats
-from footsort.sorting.decide import Policy
 from footsort.errors import FootsortError
+from footsort.sorting.decide import Policy
 
 INSTALL_RAY = "pip install 'footsort[ray]'"
 DECODE_MEMORY = 512 * 2**20  # bytes reserved per decode task: a batch of photos decoded at reduced scale

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import click
 
-from footsort.commands.options import (device_option, injected_factory, load_config, model_option, open_journal,
-                                       plugin_host, quiet_logs)
+from footsort.commands.options import (
+    device_option,
+    injected_factory,
+    load_config,
+    model_option,
+    open_journal,
+    plugin_host,
+    quiet_logs,
+)
 from footsort.errors import FootsortError
 from footsort.system.safe_text import printable as _p
 

@@ -14,10 +14,16 @@ from typing import Any, Sequence
 
 import click
 
-from footsort.commands.options import device_option, load_classifier, load_config, model_classes, plugin_host
+from footsort.commands.options import (
+    device_option,
+    load_classifier,
+    load_config,
+    model_classes,
+    plugin_host,
+)
 from footsort.errors import FootsortError
-from footsort.system.safe_text import printable
 from footsort.system.progress import progress
+from footsort.system.safe_text import printable
 
 LIBRARIES = click.argument("libraries", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
 
@@ -345,8 +351,8 @@ def models_list() -> None:
     Example:
       footsort models list
     """
-    from footsort.model import registry
     from footsort.learning.evaluation import held_out_text
+    from footsort.model import registry
 
     current = registry.current_version()
     versions = registry.list_versions()

@@ -7,11 +7,17 @@ from pathlib import Path
 
 import click
 
-from footsort.commands.options import (FUSE_FROM, device_option, engine_option, load_classifier, load_config,
-                                       model_option)
+from footsort.commands.options import (
+    FUSE_FROM,
+    device_option,
+    engine_option,
+    load_classifier,
+    load_config,
+    model_option,
+)
 from footsort.errors import FootsortError
-from footsort.system.safe_text import printable
 from footsort.system.progress import progress
+from footsort.system.safe_text import printable
 
 
 def _classifier(model_path: Path | None, device: str | None, images: int = 1000, engine: str | None = "torch"):

@@ -13,11 +13,21 @@ from typing import Iterable, Iterator
 
 import click
 
-from footsort.commands.options import (FUSE_FROM, device_option, engine_option, injected_factory, load_classifier,
-                                       load_config, model_option, open_journal, plugin_host, quiet_logs)
+from footsort.commands.options import (
+    FUSE_FROM,
+    device_option,
+    engine_option,
+    injected_factory,
+    load_classifier,
+    load_config,
+    model_option,
+    open_journal,
+    plugin_host,
+    quiet_logs,
+)
 from footsort.errors import FootsortError
-from footsort.system.safe_text import printable as _p
 from footsort.system.progress import progress
+from footsort.system.safe_text import printable as _p
 
 
 def _sort_options(f):
@@ -255,7 +265,8 @@ def undo(paths: tuple[Path, ...], last: int | None, since: str | None, dry_run: 
       footsort undo --since 2h
       footsort undo ~/inbox/review/IMG_0042.jpg
     """
-    from footsort.sorting.sorter import Sorter, undo as undo_entries
+    from footsort.sorting.sorter import Sorter
+    from footsort.sorting.sorter import undo as undo_entries
 
     if sum(x is not None and x != () for x in (last, since, paths)) > 1:
         raise FootsortError("use one of --last, --since or PATH... at a time")

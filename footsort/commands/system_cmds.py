@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from footsort.system import atomic, config, paths, service
 from footsort.errors import FootsortError
+from footsort.system import atomic, config, paths, service
 
 
 def _obj(ctx: click.Context, key: str, default: Any) -> Any:
@@ -80,8 +80,8 @@ def config_init(force: bool) -> None:
       footsort config init
       footsort config init --force   # start over; keeps config.toml.bak
     """
-    from footsort.system import configfile
     from footsort.plugins.host import shipped_settings
+    from footsort.system import configfile
 
     path = paths.config_file()
     if path.exists() and not force:

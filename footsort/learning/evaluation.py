@@ -6,11 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from footsort.learning.datasets import LabelledSet
 from footsort.errors import UnreadableImage
-from footsort.learning.metrics import Scores, expected_calibration_error, lowest_threshold_for, score, threshold_table
-from footsort.model.prediction import ImageClassifier, Prediction
-
+from footsort.learning.datasets import LabelledSet
+from footsort.learning.metrics import (
+    Scores,
+    expected_calibration_error,
+    lowest_threshold_for,
+    score,
+    threshold_table,
+)
+from footsort.model.prediction import Prediction
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
 

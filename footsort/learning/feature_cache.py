@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from footsort.sorting import hashes
-from footsort.system import atomic, paths
 from footsort.errors import UnreadableImage
 from footsort.model.presets import Preprocess
+from footsort.sorting import hashes
+from footsort.system import atomic, paths
 
 FORMAT = 1
 AUGMENT_VERSION = "v2"  # bump when views.view_tensor, presets' train transforms or synth.household_view change
@@ -90,9 +90,9 @@ def backbone_digest(model: Any) -> str:
 
 def view_input(path: Path, content: str, view: View, spec: Preprocess) -> Any:
     """The model input tensor of one view of one image (augmented views seeded by content, so reproducible)."""
+    from footsort.learning.views import view_tensor
     from footsort.model.imaging import load_rgb
     from footsort.model.presets import eval_transform
-    from footsort.learning.views import view_tensor
 
     img = load_rgb(path, min_side=spec.size)
     if not view.augmented:

@@ -329,12 +329,17 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
     import torch
 
     from footsort import __version__
-    from footsort.model import checkpoint, registry
-    from footsort.model.device import resolve_device
     from footsort.errors import FootsortError
     from footsort.learning.feature_cache import EVAL, Request, augmented_views, features
+    from footsort.learning.trainer import (
+        Recipe,
+        fit_temperature,
+        head_logits,
+        train_on_features,
+    )
+    from footsort.model import checkpoint, registry
+    from footsort.model.device import resolve_device
     from footsort.model.presets import Preprocess
-    from footsort.learning.trainer import Recipe, fit_temperature, head_logits, train_on_features
 
     t0 = time.perf_counter()
     source = Path(model_path) if model_path else registry.in_use_path()
@@ -424,8 +429,8 @@ def retrain(plan: Plan, options: Options, *, model_path: Path | None = None, dev
 def finish(result: Result, host: object | None = None, keep: bool = False, dry_run: bool = False) -> Result:
     """Store the candidate (when promoted, or always with `keep`), make it the model in use when promoted, tell
     plugins; remember the gate's verdict either way (`last_gate`)."""
-    from footsort.plugins import events
     from footsort.model import registry
+    from footsort.plugins import events
 
     if dry_run:
         return result

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from footsort.learning.datasets import LabelledSet, scan, split_by_group, stratified_split
+from footsort.learning.datasets import (
+    LabelledSet,
+    scan,
+    split_by_group,
+    stratified_split,
+)
 from footsort.learning.dedupe import dhash, groups, near_pairs
 
 SOURCES = {"dev": "footwear-dev", "street": "footwear-street", "web": "footwear-web"}

@@ -26,8 +26,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from footsort.learning.datasets import LabelledSet, Sample
+from footsort.model.hybrid import (
+    Architecture,
+    FootwearNet,
+    Preset,
+    fuse_for_cpu,
+    load_backbone_weights,
+)
 from footsort.model.imaging import load_rgb
-from footsort.model.hybrid import Architecture, FootwearNet, Preset, fuse_for_cpu, load_backbone_weights
 from footsort.model.presets import Fit, Preprocess, eval_transform, train_transform
 from footsort.system.progress import progress
 

@@ -9,12 +9,23 @@ from typing import Callable
 import torch
 
 from footsort import __version__
-from footsort.model import checkpoint, onnx_export, registry
 from footsort.learning import report
-from footsort.model.checkpoint import ModelVersion
 from footsort.learning.datasets import LabelledSet, scan, stratified_split
 from footsort.learning.evaluation import evaluate
-from footsort.learning.trainer import EpochLog, Recipe, TrainResult, extract_features, eval_inputs, fit_temperature, head_logits, make_model, recipe_dict, train
+from footsort.learning.trainer import (
+    EpochLog,
+    Recipe,
+    TrainResult,
+    eval_inputs,
+    extract_features,
+    fit_temperature,
+    head_logits,
+    make_model,
+    recipe_dict,
+    train,
+)
+from footsort.model import checkpoint, onnx_export, registry
+from footsort.model.checkpoint import ModelVersion
 
 
 @dataclass(frozen=True)

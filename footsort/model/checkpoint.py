@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from footsort.system import atomic
 from footsort.errors import ModelFileError
+from footsort.system import atomic
 
 FORMAT = "footsort-model"
 FORMAT_VERSION = 1
@@ -166,10 +166,9 @@ def _check_tensors(path: Path, arch: Any) -> None:
     """Compare the file's tensor names, shapes and kinds (its header only) with what `arch` needs; nothing allocated."""
     import torch
     from safetensors import safe_open
+    from torch.overrides import TorchFunctionMode
 
     from footsort.model.hybrid import FootwearNet
-
-    from torch.overrides import TorchFunctionMode
 
     class _NoInit(TorchFunctionMode):
         """In-place initialisers on meta tensors do nothing (else torch imports its compiler: seconds)."""

@@ -18,7 +18,6 @@ from footsort.model.hybrid import fuse_for_cpu
 from footsort.model.prediction import Prediction
 from footsort.model.presets import Preprocess, eval_transform, fit_image
 
-
 Fuse = Literal["now", "background", "never"]
 
 

@@ -16,13 +16,13 @@ from typing import Any, Sequence
 from loguru import logger
 from PIL import Image
 
+from footsort.errors import FootsortError
 from footsort.model import checkpoint
 from footsort.model.engine import PathLabeller, resolve_model_path
-from footsort.errors import FootsortError
 from footsort.model.onnx_export import INPUT, OUTPUT, SOURCE_KEY, candidates
-from footsort.sorting.hashes import file_hash
 from footsort.model.prediction import Prediction
 from footsort.model.presets import Preprocess, eval_array, fit_image
+from footsort.sorting.hashes import file_hash
 
 CPU = ("CPUExecutionProvider",)
 PIXELS = "_footsort_pixels"  # attribute of a prepared image: (Preprocess, its float32 model input)

@@ -20,9 +20,9 @@ from typing import Any, Sequence
 
 from loguru import logger
 
+from footsort.errors import FootsortError, UnreadableImage
 from footsort.sorting.hashes import file_hash
 from footsort.system import atomic, paths
-from footsort.errors import FootsortError, UnreadableImage
 
 OPSET = 17  # onnxruntime >= 1.14 runs it; the TorchScript-based exporter writes it without onnxscript
 INPUT, OUTPUT = "pixels", "logits"

@@ -11,9 +11,9 @@ from typing import Any
 
 from loguru import logger
 
-from footsort.system import atomic, paths
-from footsort.model.checkpoint import ModelVersion, read_metadata, save
 from footsort.errors import ModelFileError
+from footsort.model.checkpoint import ModelVersion, read_metadata, save
+from footsort.system import atomic, paths
 
 SHIPPED_NAME = "default.safetensors"
 DEFAULT = "default"  # what `models list` calls the shipped model; `models use default` selects it

@@ -26,9 +26,9 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from loguru import logger
 
+from footsort.plugins.events import EVENT_NAMES, Event
 from footsort.system import paths
 from footsort.system.config import Config, parse_section
-from footsort.plugins.events import EVENT_NAMES, Event
 
 ENTRY_POINT_GROUP = "footsort.plugins"
 SHIPPED_PACKAGE = "footsort.plugins.bundled"  # the repository's plugins/ folder, installed under footsort's name

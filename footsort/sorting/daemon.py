@@ -18,14 +18,23 @@ from typing import Iterator, Sequence
 
 from loguru import logger
 
-from footsort.plugins import events
-from footsort.system import paths
-from footsort.system.config import Config
 from footsort.errors import FootsortError
+from footsort.plugins import events
 from footsort.sorting.journal import Journal
-from footsort.sorting.pipeline import Item, Layout, Outcome, Pipeline, as_provider, layout_for, policy_for, summary
+from footsort.sorting.pipeline import (
+    Item,
+    Layout,
+    Outcome,
+    Pipeline,
+    as_provider,
+    layout_for,
+    policy_for,
+    summary,
+)
 from footsort.sorting.sorter import Sorter, settle
 from footsort.sorting.watcher import Watcher
+from footsort.system import paths
+from footsort.system.config import Config
 
 RETRY_FIRST, RETRY_MAX = 2.0, 300.0  # seconds: a failed move is tried again after 2, 4, 8 ... 300 s
 

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
-from footsort.system.config import DuplicatePolicy
 from footsort.model.prediction import Prediction
+from footsort.system.config import DuplicatePolicy
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
 
-from footsort.system import paths
 from footsort.errors import FootsortError
+from footsort.system import paths
 
 if TYPE_CHECKING:
     from footsort.model.prediction import Prediction

@@ -21,14 +21,14 @@ from typing import Callable, Iterable, Iterator, Literal, Mapping, Sequence
 from loguru import logger
 from PIL import Image
 
-from footsort.plugins import events
-from footsort.system.config import Config
-from footsort.sorting.decide import Policy, Review, Skip, Sort, decide, decide_duplicate
 from footsort.errors import UnreadableImage
 from footsort.model.imaging import load_rgb
-from footsort.sorting.journal import Details, Entry, Journal
 from footsort.model.prediction import ImageClassifier, Prediction
+from footsort.plugins import events
+from footsort.sorting.decide import Policy, Review, Skip, Sort, decide, decide_duplicate
+from footsort.sorting.journal import Details, Entry, Journal
 from footsort.sorting.sorter import Move, Sorter, Vanished, earlier_copy, file_hash
+from footsort.system.config import Config
 
 OutcomeKind = Literal["sort", "review", "failed", "duplicate", "skip", "retry", "vanished", "error"]
 LEFT_IN_PLACE: frozenset[str] = frozenset({"duplicate", "skip", "error"})
@@ -236,7 +236,9 @@ def load_classifier(cfg: Config, model_path: Path | None = None, fuse: str = "no
     `fuse` (CPU only): "now" fuses the graph before the first image (pays off from a few dozen
     photos), "background" starts at once and switches to the fused graph when ready, "never" stays eager.
     """
-    from footsort.model.engine import load_classifier as load_on_engine  # onnx or torch: model.engine
+    from footsort.model.engine import (
+        load_classifier as load_on_engine,  # onnx or torch: model.engine
+    )
 
     return load_on_engine(model_path or cfg.model.path or None, cfg.model.engine, cfg.model.device, fuse)
 

@@ -21,10 +21,10 @@ from typing import Iterable
 
 from loguru import logger
 
-from footsort.system.atomic import fsync_dir as _fsync_dir
 from footsort.sorting.hashes import file_hash
 from footsort.sorting.journal import Action, Details, Entry, Journal
 from footsort.sorting.naming import candidates
+from footsort.system.atomic import fsync_dir as _fsync_dir
 
 TEMP_PREFIX = ".footsort-"  # temporary copies; hidden and suffixed .part, so no watcher reacts to them
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, get_args, get_origin
 
-from footsort.system import paths
 from footsort.errors import ConfigError
+from footsort.system import paths
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Mapping, Sequence
 
+from footsort.errors import TORCH_INSTALL, FootsortError
 from footsort.system import paths, service
 from footsort.system.config import Config, load
-from footsort.errors import TORCH_INSTALL, FootsortError
 
 Status = Literal["ok", "info", "warn", "fail"]
 RECOMMENDED_WATCHES = 524288

@@ -16,8 +16,8 @@ from string import Template
 from typing import Callable, Literal, Mapping, Sequence
 from xml.sax.saxutils import escape
 
-from footsort.system import atomic
 from footsort.errors import FootsortError
+from footsort.system import atomic
 from footsort.system.safe_text import printable
 
 UNIT_NAME = "footsort.service"

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from footsort.learning import corrections
+from footsort.model.imaging import IMAGE_SUFFIXES
 from footsort.sorting.journal import Entry, Journal
 from footsort.system import paths
-from footsort.model.imaging import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)

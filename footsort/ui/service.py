@@ -195,11 +195,11 @@ class ReviewService:
 
     def learning(self) -> dict:
         """Corrections waiting for `footsort retrain`, the latest retrain's verdict, and the model versions."""
+        from footsort.errors import FootsortError
         from footsort.learning import corrections
         from footsort.learning.retrain import last_gate
         from footsort.model import registry
         from footsort.model.checkpoint import read_metadata
-        from footsort.errors import FootsortError
 
         findings = corrections.scan(self.lib.roots, self.lib.classes)
         versions = []
