@@ -16,7 +16,20 @@ from footsort.errors import FootsortError, TorchMissing
 
 
 class FootsortGroup(click.Group):
-    """A click group that reports FootsortError, and torch missing where a command needs it, on one line."""
+    """A click group that reports FootsortError, and torch missing where a command needs it, on one line.
+
+    Commands load lazily: a command's module (footsort.commands.COMMAND_MODULES) is imported when it runs.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from footsort.commands import COMMAND_MODULES
+
+        return sorted({*self.commands, *(n for names in COMMAND_MODULES.values() for n in names)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            _load_module_of(cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -91,20 +104,20 @@ def _with_log_flags(command: click.Command) -> None:
         _with_log_flags(sub)
 
 
-def _register() -> None:
-    """Add every command of every module in footsort.commands.COMMAND_MODULES to `footsort`."""
+def _load_module_of(command: str) -> None:
+    """Import the module that defines `command` and add its commands to `footsort`."""
     import importlib
 
     from footsort.commands import COMMAND_MODULES
 
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"footsort.commands.{name}")
-        for command in module.COMMANDS:
-            _with_log_flags(command)
-            main.add_command(command)
+    for name, commands in COMMAND_MODULES.items():
+        if command in commands:
+            module = importlib.import_module(f"footsort.commands.{name}")
+            for cmd in module.COMMANDS:
+                _with_log_flags(cmd)
+                main.add_command(cmd)
+            return
 
-
-_register()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -106,3 +106,20 @@ def test_sort_without_a_terminal_logs_its_progress_and_no_line_per_file(tmp_path
         write_image(inbox / f"blue{i}.jpg", BLUE, 10 + i)
     quiet = CliRunner().invoke(main, ["sort", str(inbox), "-q"], catch_exceptions=False)
     assert quiet.exit_code == 0 and "Sorting: " not in quiet.output.replace("Sorting\n", "")
+
+
+def test_commands_load_lazily_and_the_table_names_each_modules_commands() -> None:
+    import importlib
+
+    from footsort.commands import COMMAND_MODULES
+
+    for module, names in COMMAND_MODULES.items():
+        defined = {c.name for c in importlib.import_module(f"footsort.commands.{module}").COMMANDS}
+        assert defined == set(names), module
+    code = ("import sys; sys.argv = ['footsort', 'config', 'path']\n"
+            "from footsort.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "loaded = [m for m in sys.modules if m.startswith('footsort.commands.') and m != 'footsort.commands.options']\n"
+            "assert loaded == ['footsort.commands.system_cmds'], loaded")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -181,9 +182,11 @@ def test_watch_ui_needs_a_real_run_and_its_options_imply_it(tmp_path: Path, fake
 
 
 def test_every_ui_option_has_help_with_an_example() -> None:
-    service = main.commands["service"].commands["install"]  # type: ignore[attr-defined]
-    for command, names in ((main.commands["watch"], ("ui", "ui_host", "ui_port")),
-                           (main.commands["ui"], ("print_url", "host", "port", "open_browser")), (service, ("ui",))):
+    ctx = click.Context(main)
+    service = main.get_command(ctx, "service").commands["install"]  # type: ignore[union-attr]
+    for command, names in ((main.get_command(ctx, "watch"), ("ui", "ui_host", "ui_port")),
+                           (main.get_command(ctx, "ui"), ("print_url", "host", "port", "open_browser")),
+                           (service, ("ui",))):
         params = {p.name: p for p in command.params}
         for name in names:
             assert "e.g." in (params[name].help or "").lower(), (command.name, name)
