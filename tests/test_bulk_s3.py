@@ -173,6 +173,13 @@ def test_a_missing_prefix_bucket_or_manifest_is_one_line(store, tmp_path: Path, 
     assert not (tmp_path / "r.parquet").exists()
 
 
+def test_results_in_a_missing_bucket_are_refused_before_any_work(store, tmp_path: Path) -> None:
+    _, box = store
+    result = cli("bulk", box, "--out", "s3://no-such-bucket/r.parquet")
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: s3://no-such-bucket does not exist (no such bucket, prefix or object)"
+
+
 def test_the_endpoint_comes_from_the_environment(store) -> None:
     import s3fs
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from footsort.bulk import local as local_engine
-from footsort.bulk.manifest import Source, iter_uris
+from footsort.bulk.manifest import Source, check_bucket, is_remote, iter_uris
 from footsort.bulk.results import ResultsWriter, require_pyarrow
 from footsort.bulk.stages import (
     DecodeSpec,
@@ -59,6 +59,8 @@ def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None, load: Cl
     from footsort.sorting.pipeline import load_classifier, policy_for
 
     require_pyarrow()
+    if is_remote(job.out):
+        check_bucket(job.out)  # a results file that cannot be written is said before the model loads
     if job.engine == "ray":
         from footsort.bulk.ray_engine import require_ray
 

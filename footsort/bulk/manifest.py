@@ -73,6 +73,12 @@ def check_remote(uri: str) -> None:
         raise store_error(uri, exc) from None
 
 
+def check_bucket(uri: str) -> None:
+    """Refuse a results file in a bucket that is not there (or cannot be reached), before any work starts."""
+    scheme, _, rest = uri.partition("://")
+    check_remote(f"{scheme}://{rest.split('/', 1)[0]}")
+
+
 @dataclass(frozen=True)
 class Source:
     """SOURCE of `footsort bulk`, recognised."""

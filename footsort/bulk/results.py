@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from footsort.bulk.manifest import filesystem, is_remote, local_path
+from footsort.bulk.manifest import filesystem, is_remote, local_path, store_error
 from footsort.bulk.stages import COLUMNS, Row, columns
 from footsort.errors import FootsortError
 from footsort.system import atomic
@@ -47,7 +47,10 @@ class ResultsWriter:
         self.out = out
         self.count = 0
         if is_remote(out):
-            self._file = filesystem(out).open(out, "wb")
+            try:
+                self._file = filesystem(out).open(out, "wb")
+            except Exception as exc:
+                raise store_error(out, exc) from None
             self._target: atomic.Replacement | None = None
             self._writer = pq.ParquetWriter(self._file, schema())
         else:
@@ -77,7 +80,10 @@ class ResultsWriter:
         """Finish the file: a local one is put in place whole (`keep`) or dropped."""
         self._writer.close()
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()  # an object store uploads here
+            except Exception as exc:
+                raise store_error(self.out, exc) from None
         if self._target is not None:
             self._target.close(keep)
 
