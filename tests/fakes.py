@@ -1,4 +1,4 @@
-"""Test doubles: a colour-reading classifier (no torch), a recording plugin host, image makers."""
+"""Test doubles: a colour-reading classifier (no torch), a recording plugin host, image makers; `wait_for`."""
 
 from __future__ import annotations
 
@@ -87,3 +87,16 @@ def write_image(path: Path, colour: tuple[int, int, int] = RED, tag: int = 0) ->
     fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
     path.write_bytes(jpeg_bytes(colour, tag=tag, fmt=fmt))
     return path
+
+
+def wait_for(check, timeout: float = 10.0, what: str = "condition"):
+    """Poll `check` until it returns something true (returned), or fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

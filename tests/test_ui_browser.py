@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
 
-from fakes import RecordingHost, write_image  # noqa: E402
+from fakes import RecordingHost, wait_for, write_image  # noqa: E402
 
 from footsort.sorting.journal import Journal  # noqa: E402
 from footsort.ui.library import Library  # noqa: E402
@@ -59,14 +58,6 @@ def browser():
     driver.quit()
 
 
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_open_see_thumbnails_press_a_key_and_undo(server: str, browser, inbox: Path) -> None:

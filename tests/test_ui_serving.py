@@ -19,7 +19,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from fakes import BLUE, MUDDY, RED, write_image  # noqa: E402
+from fakes import BLUE, MUDDY, RED, wait_for, write_image  # noqa: E402
 
 from footsort.cli import main  # noqa: E402
 from footsort.system import paths  # noqa: E402
@@ -104,16 +104,6 @@ def start_watch(inbox: Path, home: Path, stdout, stderr) -> subprocess.Popen:
     argv = [sys.executable, str(REPO / "tests" / "fake_footsort.py"), "watch", "--ui", "--ui-port", "0",
             "--settle", "0.1", str(inbox)]
     return subprocess.Popen(argv, cwd=REPO, env=env, stdout=stdout, stderr=stderr)
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGTERM and a pseudo-terminal")

@@ -56,7 +56,7 @@ def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None, load: Cl
     `load` builds the classifier (default: the model in use, or `model_path`); on Ray each actor calls it
     itself, so it must pickle and import on the workers.
     """
-    from footsort.sorting.pipeline import load_classifier, policy_for
+    from footsort.sorting.pipeline import layout_for, load_classifier, policy_for
 
     require_pyarrow()
     if is_remote(job.out):
@@ -69,8 +69,7 @@ def run_bulk(job: BulkJob, cfg: Config, model_path: Path | None = None, load: Cl
     classes = tuple(classifier.classes)
     policy = policy_for(cfg, classes)
     spec = DecodeSpec.of(classifier, cfg.sort.max_pixels, job.source.root)
-    uris = iter_uris(job.source, _outputs(job, cfg, classes),
-                     frozenset((*classes, cfg.sort.review_folder, cfg.sort.failed_folder)))
+    uris = iter_uris(job.source, _outputs(job, cfg, classes), layout_for(Path("."), cfg, classes).names())
     stats = Stats(job.engine)
     with ResultsWriter(job.out) as writer:
         if job.engine == "local":

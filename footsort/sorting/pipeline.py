@@ -62,9 +62,13 @@ class Layout:
             return self.root / label
         return self.root / (self.review if action == "review" else self.failed)
 
+    def names(self) -> frozenset[str]:
+        """The names of the folders footsort writes into: the class folders, review and failed."""
+        return frozenset({*self.classes, self.review, self.failed})
+
     def outputs(self) -> frozenset[Path]:
         """Every folder footsort writes into (never watched, never sorted again)."""
-        return frozenset({self.root / c for c in self.classes} | {self.root / self.review, self.root / self.failed})
+        return frozenset(self.root / name for name in self.names())
 
 
 def layout_for(inbox: Path, cfg: Config, classes: Sequence[str]) -> Layout:
