@@ -129,6 +129,7 @@ def test_files_undone_out_of_failed_stay_in_the_inbox(tmp_path: Path) -> None:
     d = Running(inbox, ColourClassifier(), incomplete_seconds=0, rescan_seconds=0.2)
     (inbox / "notes.jpg").write_bytes(b"not a photo at all")
     d.wait_for(lambda: (inbox / "failed/notes.jpg").exists())
+    d.wait_for(lambda: not pending_rows())  # the file is in place a moment before its row is marked done
     with Journal.open() as j:  # `footsort undo` from another terminal while the daemon runs
         results = undo(j.undoable(paths=[inbox / "failed/notes.jpg"]), Sorter(j))
     assert results[0].restored == inbox / "notes.jpg"

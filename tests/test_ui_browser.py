@@ -102,8 +102,13 @@ def test_open_see_thumbnails_press_a_key_and_undo(server: str, browser, inbox: P
     ActionChains(browser).send_keys("1").perform()  # 1 = sapatos
     wait_for(lambda: (inbox / "sapatos" / first).exists(), what=f"{first} in sapatos/")
     assert not (inbox / "review" / first).exists()
-    with Journal.open(readonly=True) as journal:
-        row = journal.recent(1)[0]
+
+    def last_row():
+        with Journal.open(readonly=True) as journal:
+            return journal.recent(1)[0]
+
+    # the file is in place a moment before the journal marks its move done
+    row = wait_for(lambda: (r := last_row()).state == "done" and r, what="the journal to mark the move done")
     assert (row.action, row.state, row.details.label, row.destination) == ("sort", "done", "sapatos",
                                                                            inbox / "sapatos" / first)
     wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#grid-review .card")) == 2, what="the card to go")
