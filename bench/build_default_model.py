@@ -49,7 +49,8 @@ from footsort.learning.trainer import (  # noqa: E402
     train_on_features,
     train_views,
 )
-from footsort.model import checkpoint
+from footsort.model import checkpoint  # noqa: E402
+from footsort.model.hybrid import with_prior  # noqa: E402
 from footsort.model.presets import Preprocess, eval_transform  # noqa: E402
 
 SHARED = REPO.parent / "shared"
@@ -162,10 +163,14 @@ def main() -> None:
     ap.add_argument("--balance", default="source-class", choices=("none", "source-class"),
                     help="source-class: every source counts equally, each half tsinelas and half sapatos")
     ap.add_argument("--per-source", type=int, default=800, help="draws per source per epoch when balanced")
+    ap.add_argument("--prior-weight", type=float, default=1.0,
+                    help="weight of ImageNet's own sandal/shoe classes beside the head (footsort.model.prior); 0: none")
     ap.add_argument("--tta", action="store_true", help="score with a test-time flip (average of both logits)")
     ap.add_argument("--target-precision", type=float, default=0.95)
     ap.add_argument("--variants", default="no-dev,no-street,no-web,all")
     ap.add_argument("--keep-variants", action="store_true", help="also save every variant's model in .bench-out/")
+    ap.add_argument("--reuse-variants", action="store_true",
+                    help="load the variants an earlier --keep-variants run of this recipe saved instead of training them")
     ap.add_argument("--ship", default="all", help="the variant saved to --out (e.g. no-street for bench_retrain_household.py)")
     ap.add_argument("--limit", type=int, default=0, help="smoke run: about this many photos per split and source")
     args = ap.parse_args()
@@ -176,7 +181,7 @@ def main() -> None:
                   batch_size=args.batch_size, lr=args.lr, views=args.views, seed=0, augment=args.augment,
                   weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                   finetune_backbone=args.tune_stages, finetune_lr=args.tune_lr, schedule=args.schedule,
-                  tta_flip=args.tta)
+                  tta_flip=args.tta, prior_weight=args.prior_weight)
     model, origin = make_model(CLASSES, base, weights)
     split = tail_start(model, base)
     cache = args.cache.with_name(f"mid{split}_v{args.views}_s{args.synth}_{args.synth_web}_{args.size}{args.fit}_{args.cache.name}")
@@ -222,13 +227,23 @@ def main() -> None:
                 counts = torch.bincount(y, minlength=len(CLASSES)).clamp(min=1)
                 w.append(args.per_source / (len(CLASSES) * counts[y].double()))
             weights_per_image = torch.cat(w)
-        m, _ = make_model(CLASSES, base, weights)
+        keep = args.cache.parent / f"variant-{variant}.safetensors"
         t1 = time.perf_counter()
+        if args.reuse_variants and keep.exists():  # trained by an earlier run of the same recipe
+            m, _ = checkpoint.load(keep)
+            print(f"[{variant}] reused {keep}", flush=True)
+            if args.prior_weight and m.prior is None:  # the prior never trains: it can join afterwards
+                m = with_prior(m, CLASSES, args.prior_weight, args.tune_stages, weights)
+            elif m.prior is not None:
+                m.arch = replace(m.arch, prior_weight=args.prior_weight)
+        else:
+            m, _ = make_model(CLASSES, base, weights)
 
-        def log(e, variant=variant) -> None:
-            print(f"  [{variant}] epoch {e.epoch}: train {e.train_acc:.3f} ({e.seconds:.0f} s)", flush=True)
+            def log(e, variant=variant) -> None:
+                print(f"  [{variant}] epoch {e.epoch}: train {e.train_acc:.3f} ({e.seconds:.0f} s)", flush=True)
 
-        train_on_features(m, X, Y, V, None, None, base, log=log, image_weights=weights_per_image)
+            train_on_features(m, X, Y, V, None, None, base, log=log, image_weights=weights_per_image)
+        m.eval()
         r: dict = {"n_train_images": len(Y) // V, "seconds": round(time.perf_counter() - t1, 1)}
         for n in names:
             r[f"{n}_val"] = acc(logits_of(m, F[f"{n}_va"], F[f"{n}_va_flip"]), F[f"{n}_va_y"])
@@ -248,7 +263,6 @@ def main() -> None:
         if variant == args.ship:
             final = m
         if args.keep_variants:  # e.g. the model without street, for bench_retrain_household.py
-            keep = args.cache.parent / f"variant-{variant}.safetensors"
             checkpoint.save(m, checkpoint.ModelVersion(
                 version=f"{variant}-" + checkpoint.new_version_id()[:8], classes=CLASSES, arch=dict(m.arch.__dict__),
                 preprocess=Preprocess(size=args.size, fit=args.fit).to_dict(), temperature=1.0,

@@ -170,6 +170,9 @@ def _write_eval_report(folder: Path, result, confidence: dict, target: float) ->
               help="Let the last N backbone stages learn at --finetune-lr (BatchNorm stays frozen): paper mode after "
                    "the head trains; cached mode with the blocks and head, on the cached input of those stages.")
 @click.option("--finetune-epochs", type=int, default=2, show_default=True)
+@click.option("--prior-weight", type=float, default=0.0, show_default=True,
+              help="Let ImageNet's own sandal and shoe classes vote beside the head with this weight (the shipped "
+                   "model uses 1; only for the classes sapatos and tsinelas; 0: none, the paper).")
 @click.option("--finetune-lr", type=float, default=1e-5, show_default=True)
 @click.option("--backbone-weights", type=click.Path(path_type=Path), envvar="FOOTSORT_BACKBONE_WEIGHTS",
               help="Local torchvision mobilenet_v2 state_dict (offline); default: torchvision's download.")

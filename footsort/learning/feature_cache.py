@@ -77,10 +77,13 @@ def preprocess_key(spec: Preprocess) -> str:
 
 
 def backbone_digest(model: Any) -> str:
-    """SHA-256 over the backbone's weights and buffers (names, dtypes, shapes, bytes)."""
+    """SHA-256 over the backbone's (and the ImageNet prior's, whose votes ride along) weights and buffers."""
+    state = dict(model.backbone.state_dict())
+    if getattr(model, "prior", None) is not None:
+        state.update({f"prior.{k}": v for k, v in model.prior.state_dict().items()})
 
     def blocks() -> Iterator[bytes]:
-        for name, t in sorted(model.backbone.state_dict().items()):
+        for name, t in sorted(state.items()):
             t = t.detach().cpu().contiguous()
             yield f"{name}|{t.dtype}|{tuple(t.shape)}|".encode()
             yield t.numpy().tobytes()

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from footsort.learning.datasets import LabelledSet, Sample
 from footsort.model.hybrid import (
     Architecture,
+    FeatureMaps,
     FootwearNet,
     Preset,
     fuse_for_cpu,
@@ -35,6 +36,7 @@ from footsort.model.hybrid import (
 )
 from footsort.model.imaging import load_rgb
 from footsort.model.presets import Fit, Preprocess, eval_transform, train_transform
+from footsort.model.prior import prior_rows
 from footsort.system.progress import progress
 
 Mode = Literal["paper", "cached"]
@@ -64,6 +66,7 @@ class Recipe:
     label_smoothing: float = 0.0
     schedule: str = "constant"  # constant (the paper) or cosine: the learning rate decays to 0 over the epochs
     tta_flip: bool = False
+    prior_weight: float = 0.0  # > 0: ImageNet's sandal/shoe classes vote beside the head (footsort.model.prior)
 
     def preprocess(self) -> Preprocess:
         """The eval preprocessing this recipe trains for."""
@@ -96,15 +99,20 @@ def make_model(classes: Sequence[str], recipe: Recipe, backbone_weights: str | N
                backbone_width: float = 1.0) -> tuple[FootwearNet, str]:
     """A fresh hybrid with ImageNet backbone weights (local file or torchvision)."""
     torch.manual_seed(recipe.seed)
+    rows = prior_rows(classes) if recipe.prior_weight > 0 else []
     model = FootwearNet(Architecture(num_classes=len(classes), preset=recipe.preset, width=recipe.width,
-                                     backbone_width=backbone_width))
-    origin = load_backbone_weights(model, backbone_weights)
+                                     backbone_width=backbone_width, prior_rows=len(rows),
+                                     prior_weight=recipe.prior_weight if rows else 0.0,
+                                     prior_stages=recipe.finetune_backbone if rows else 0))
+    origin = load_backbone_weights(model, backbone_weights, classes)
     return model, origin
 
 
 def fast_backbone(model: FootwearNet, size: int, stop: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The frozen backbone (its first `stop` stages if given), TorchScript-fused on CPU, for feature extraction."""
     backbone = model.backbone.eval() if stop is None else model.backbone[:stop].eval()
+    if stop is None and model.prior is not None and model.prior.tail is not None:
+        backbone = FeatureMaps(model)  # the prior's votes ride along with the final map
     if next(backbone.parameters()).device.type != "cpu":
         return backbone
     return fuse_for_cpu(backbone, size)
@@ -272,7 +280,7 @@ def tail_start(model: FootwearNet, recipe: Recipe) -> int | None:
 def cached_logits(model: FootwearNet, features: torch.Tensor, start: int | None = None) -> torch.Tensor:
     """Logits from cached backbone features: the final map, or the input of backbone stage `start`."""
     if start is not None:
-        features = model.backbone[start:](features)
+        features = model.forward_features(features, start)
     return model.forward_head(features)
 
 
