@@ -70,7 +70,7 @@ def test_local_bulk_gives_what_sort_gives(photos: Path, tmp_path: Path) -> None:
     assert red.label == "tsinelas" and red.confidence == pytest.approx(0.95, abs=0.01)
     assert red.model_version == "fake-1" and len(red.content_hash or "") == 64
     assert set(red.probabilities) == {"tsinelas", "sapatos"}
-    assert by_name["muddy00.png"].reason.startswith("confidence 0.61 is below the threshold 0.915")
+    assert by_name["muddy00.png"].reason.startswith("confidence 0.61 is below the threshold 0.885")
 
 
 def test_threshold_and_recursive(photos: Path, tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def test_init_template_with_plugin_settings_round_trips(tmp_path: Path) -> None:
 
 
 def test_edited_threshold_is_read_back(tmp_path: Path) -> None:
-    text = configfile.render(Config()).replace("threshold = 0.915\n", "threshold = 0.93\n")
+    text = configfile.render(Config()).replace("threshold = 0.885\n", "threshold = 0.93\n")
     assert config.load(write(tmp_path, text), environ={}).sort.threshold == 0.93
 
 

@@ -263,11 +263,12 @@ def test_classes_must_match_the_model_in_use(tmp_path: Path, in_use: str) -> Non
         retrain(plan, options, extract=eager_extract)
 
 
-def test_a_model_with_the_imagenet_prior_keeps_it_through_a_retrain(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tuned", [0, 2])
+def test_a_model_with_the_imagenet_prior_keeps_it_through_a_retrain(tmp_path: Path, tuned: int) -> None:
     from footsort.learning.trainer import Recipe, make_model
     from tests.helpers_model import TINY_WIDTH, tiny_backbone_file
 
-    model, _ = make_model(CLASSES, Recipe(preset="lite", width=16, prior_weight=2.0),
+    model, _ = make_model(CLASSES, Recipe(preset="lite", width=16, prior_weight=2.0, finetune_backbone=tuned),
                           str(tiny_backbone_file(tmp_path / "tiny.pth")), TINY_WIDTH)
     meta = tiny_meta(model)
     registry.add_version(model, meta)
@@ -275,6 +276,7 @@ def test_a_model_with_the_imagenet_prior_keeps_it_through_a_retrain(tmp_path: Pa
     options = Options(epochs=1, batch_size=4, lr=1e-3, views=1)
     result = retrain(library_plan(tmp_path / "lib", options), options, cache=None, extract=eager_extract)
     assert result.meta.arch["prior_rows"] == 4 and result.meta.arch["prior_weight"] == 2.0
+    assert result.meta.arch["prior_stages"] == tuned
     parent, _ = checkpoint.load(registry.in_use_path())
     cand = result.model.state_dict()
     assert all(torch.equal(v, cand[k]) for k, v in parent.state_dict().items() if k.startswith("prior."))

@@ -52,14 +52,14 @@ def test_config_init_edit_show() -> None:
     assert config.load() == config.load(environ={})  # the file holds only defaults (+ plugin tables)
     again = invoke("config", "init")
     assert again.exit_code == 1 and "already exists" in again.output and "--force" in again.output
-    paths.config_file().write_text(text.replace("threshold = 0.915\n", "threshold = 0.95\n"))
+    paths.config_file().write_text(text.replace("threshold = 0.885\n", "threshold = 0.95\n"))
     assert config.load().sort.threshold == 0.95
     shown = CliRunner().invoke(main, ["config", "show"], env={"FOOTSORT_SORT_BATCH_SIZE": "2"})
     assert "threshold = 0.95" in shown.output and "batch_size = 2" in shown.output
     assert "# from the environment: FOOTSORT_SORT_BATCH_SIZE=2" in shown.output
     forced = invoke("config", "init", "--force")
     assert forced.exit_code == 0 and "threshold = 0.95" in Path(str(paths.config_file()) + ".bak").read_text()
-    assert config.load().sort.threshold == 0.915  # init --force wrote the defaults again
+    assert config.load().sort.threshold == 0.885  # init --force wrote the defaults again
 
 
 def test_bad_config_is_one_line_with_exit_2_and_init_force_still_works() -> None:

@@ -30,7 +30,7 @@ from footsort.system.safe_text import printable as _p
 @model_option
 @device_option()
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Confidence needed to sort; below it the action is review (default 0.915).")
+              help="Confidence needed to sort; below it the action is review (default 0.885).")
 @click.option("--recursive", is_flag=True, help="SOURCE is a folder: include its subfolders.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Photos per model call (default: local 32, ray 64 on CPUs / 256 on GPUs).")

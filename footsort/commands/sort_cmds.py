@@ -36,7 +36,7 @@ def _sort_options(f):
     f = click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Library root for tsinelas/ sapatos/ review/ failed/ (default: inside each inbox).")(f)
     f = click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-                     help="Confidence needed to sort; below it files go to review/ (default 0.915).")(f)
+                     help="Confidence needed to sort; below it files go to review/ (default 0.885).")(f)
     return engine_option(device_option()(model_option(f)))
 
 

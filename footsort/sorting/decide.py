@@ -39,7 +39,7 @@ Decision = Union[Sort, Review, Skip]
 class Policy:
     """The knobs that turn a prediction into a decision."""
 
-    threshold: float = 0.915
+    threshold: float = 0.885
     classes: tuple[str, ...] = ()  # labels allowed to get a folder; empty: any label
     duplicates: DuplicatePolicy = "skip"
 

@@ -43,7 +43,7 @@ class ModelSection:
 class SortSection:
     """How files are decided and moved."""
 
-    threshold: float = 0.915  # calibrated top-class probability needed to auto-sort; else review/ (chosen on unseen sources)
+    threshold: float = 0.885  # calibrated top-class probability needed to auto-sort; else review/ (chosen on unseen sources)
     output: str = ""  # library root for class folders; empty: inside each inbox
     review_folder: str = "review"
     failed_folder: str = "failed"
