@@ -166,3 +166,20 @@ def test_tuned_backbone_stages_leave_the_prior_its_own_imagenet_copy(tmp_path: P
     assert torch.allclose(head_logits(model, cached), both, atol=5e-2)  # the cache is fp16
     model.train()
     assert model.forward_features(x).shape[1] == 1280  # training never computes the votes
+
+
+def test_tracing_a_model_with_the_prior_warns_about_nothing(tmp_path: Path) -> None:
+    """The daemon fuses the model in a thread: a TracerWarning there would reach the user's log."""
+    import warnings
+
+    weights = tiny_backbone_file(tmp_path / "tiny.pth")
+    model, _ = make_model(CLASSES, Recipe(preset="lite", width=16, prior_weight=1.0, finetune_backbone=2),
+                          str(weights), TINY_WIDTH)
+    model.eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        traced = torch.jit.trace(model, torch.zeros(1, 3, 64, 64), check_trace=False)
+    assert [str(w.message) for w in caught if w.category is torch.jit.TracerWarning] == []
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(traced(x), model(x), atol=1e-5)

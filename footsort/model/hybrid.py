@@ -168,17 +168,23 @@ class FootwearNet(nn.Module):
         prior = self.prior(mid)
         return torch.cat([final, prior[:, :, None, None].expand(-1, -1, final.shape[2], final.shape[3])], 1)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+    def forward_head(self, features: torch.Tensor, votes: bool | None = None) -> torch.Tensor:
         """Logits from a backbone feature map: the head's, plus (in eval mode) the weighted ImageNet prior's.
+
+        `votes`: whether the prior's votes ride along in `features` (None: tell from the channel count,
+        which tracing would turn into a warning; `forward` knows).
 
         The head learns on its own (train mode leaves the prior out) and the two vote together when sorting:
         a head trained with the prior in its loss learns to undo it on the training sources, and keeps less
         of what it buys on a new one (leave-one-source-out street 76 % against 82 %).
         """
         prior = None
-        if features.shape[1] > FEATURE_CHANNELS:  # the prior's votes rode along (see forward_features)
+        tail = self.prior is not None and self.prior.tail is not None
+        if votes is None:
+            votes = tail and features.shape[1] > FEATURE_CHANNELS
+        if votes:  # the prior's votes rode along (see forward_features)
             features, prior = features[:, :FEATURE_CHANNELS], features[:, FEATURE_CHANNELS:, 0, 0]
-        elif self.prior is not None and self.prior.tail is None and not self.training:
+        elif self.prior is not None and not tail and not self.training:
             prior = self.prior(features)
         if self.training or not self.arch.prior_weight:
             prior = None
@@ -186,7 +192,8 @@ class FootwearNet(nn.Module):
         return logits if prior is None else logits + self.arch.prior_weight * prior
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        votes = self.prior is not None and self.prior.tail is not None and not self.training
+        return self.forward_head(self.forward_features(x, votes=votes), votes=votes)
 
 
 class FeatureMaps(nn.Module):
