@@ -106,6 +106,8 @@ def test_verdict_needs_evidence(c: Comparison, force: bool, promote: bool, words
 def test_a_rejection_says_how_many_more_photos_would_do() -> None:
     assert "120 more" in verdict(comparison(6, 2, 0, 4), False).reason  # (30 - 6) / 0.2
     assert "more corrected or labelled photos would settle it" in verdict(comparison(40, 3, 1, 30), False).reason
+    # the bench's case: 4 fixed, 0 broken on 30; at that rate 34 held-out photos give 4.5 -> 5 fixed (p = 1/32)
+    assert "about 20 more" in verdict(comparison(30, 4, 0, 23), False).reason  # 4 more held out / 0.2
 
 
 def test_mcnemar_p_value_by_hand() -> None:

@@ -94,7 +94,7 @@ def corrections_cmd(libraries: tuple[Path, ...], as_json: bool) -> None:
 @LIBRARIES
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also train on this labelled folder DATA/<class>/<images>.")
-@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=float, default=3e-4, show_default=True, help="Adam learning rate.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
@@ -102,7 +102,7 @@ def corrections_cmd(libraries: tuple[Path, ...], as_json: bool) -> None:
               help="Augmented views per image (the model's own augmentation recipe), each computed once and cached.")
 @click.option("--synth", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of views drawn as synthetic household scenes (for white-background photos).")
-@click.option("--correction-weight", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--correction-weight", type=click.IntRange(min=1), default=5, show_default=True,
               help="Each correction counts this many times per epoch.")
 @click.option("--balance/--no-balance", default=True, show_default=True,
               help="After weighting, repeat photos of lighter classes so every class weighs the same.")

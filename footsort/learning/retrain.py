@@ -35,13 +35,13 @@ MIN_CALIBRATION = 30  # held-out images needed before the temperature is refitte
 class Options:
     """Every retrain knob (each is a `footsort retrain` flag)."""
 
-    epochs: int = 6
+    epochs: int = 12
     batch_size: int = 32
     lr: float = 3e-4
     weight_decay: float = 0.0
     views: int = 4  # augmented views per training image (the model's own augmentation recipe)
     synth: float = 0.0  # share of views drawn as synthetic household scenes
-    correction_weight: int = 3  # each correction is trained on this many times per epoch
+    correction_weight: int = 5  # each correction is trained on this many times per epoch
     balance: bool = True  # then repeat photos of the lighter classes so every class weighs the same
     replay: int = 300  # at most this many other labelled images, balanced per class
     val_split: float = 0.2
@@ -260,11 +260,12 @@ class Comparison:
 
 def _more_needed(c: Comparison, alpha: float) -> int | None:
     """Held-out photos still needed for the evidence to hold if the same share keeps being fixed and broken."""
-    if c.fixed <= c.broke:
+    if c.fixed <= c.broke or c.n == 0:
         return None
-    for m in range(2, 200):
-        if Comparison(c.n * m, 0, 0, c.fixed * m, c.broke * m).p_value() < alpha:
-            return c.n * (m - 1)
+    for extra in range(1, 100 * c.n):
+        n = c.n + extra
+        if Comparison(n, 0, 0, round(c.fixed * n / c.n), round(c.broke * n / c.n)).p_value() < alpha:
+            return extra
     return None
 
 
