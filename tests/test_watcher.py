@@ -234,3 +234,48 @@ def test_recursive_watching_finds_new_subfolders(tmp_path: Path) -> None:
 
     got = collect(w, bool, action=drop)
     assert got == [inbox / "2024" / "june" / "a.jpg"]
+
+
+def test_the_watch_loop_stops_after_signals_slower_than_its_tick(tmp_path: Path) -> None:
+    """SIGTERM while the loop waits for events: the handler sets stop, and the loop must see it.
+
+    In a subprocess (signals reach the main thread only; a hang must not hang the test run): a handler
+    slower than the tick, as a log line under load is, once left CPython 3.11's SimpleQueue.get(timeout)
+    blocked forever, and `footsort watch` ignored SIGTERM.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, signal, threading, time
+        from pathlib import Path
+        from footsort.sorting.watcher import Watcher
+
+        stop = threading.Event()
+        seen = []
+
+        def handler(signum, frame):
+            seen.append(signum)
+            time.sleep(0.15)
+            if len(seen) == 10:
+                stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+
+        def send():
+            time.sleep(0.5)
+            for _ in range(10):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+
+        threading.Thread(target=send, daemon=True).start()
+        watcher = Watcher([Path({str(tmp_path)!r})], settle=0.1, rescan=0, tick=0.1)
+        for _ in watcher.batches(stop):
+            pass
+        watcher.stop()
+        print("stopped after", len(seen), "signals")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "stopped after 10 signals" in done.stdout

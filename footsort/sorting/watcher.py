@@ -163,7 +163,7 @@ class Settler:
 class _Handler:
     """Turns watchdog events into ('touch' | 'forget' | 'scan', path) items on a queue."""
 
-    def __init__(self, sink: "queue.SimpleQueue[tuple[str, Path]]") -> None:
+    def __init__(self, sink: "queue.Queue[tuple[str, Path]]") -> None:
         self.sink = sink
 
     def dispatch(self, event) -> None:  # watchdog's handler interface
@@ -225,7 +225,10 @@ class Watcher:
         self._polling_factory = polling_factory
         self._clock = clock
         self._settler = Settler(settle, clock=clock)
-        self._events: queue.SimpleQueue[tuple[str, Path]] = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: in CPython 3.11, SimpleQueue.get(timeout=...) interrupted by a signal
+        # handler slower than the timeout (SIGTERM logging a line under load) can block forever, so the
+        # daemon would never see its stop flag (tests/test_watcher.py reproduces it in a subprocess)
+        self._events: queue.Queue[tuple[str, Path]] = queue.Queue()
         self._left: dict[Path, Stamp | None] = {}  # files handled but left where they are, as they were then
         self._told: set[Path] = set()  # files already logged as ignored
         self._observer = None
