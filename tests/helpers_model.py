@@ -54,3 +54,13 @@ def tiny_meta(model, classes=("sapatos", "tsinelas"), size: int = 64):
 
     return ModelVersion(version=new_version_id(), classes=tuple(classes), arch=dict(model.arch.__dict__),
                         preprocess=Preprocess(size=size).to_dict(), created=now_iso())
+
+
+def tiny_prior_model(folder: Path, weight: float, tuned: int = 0, classes=("sapatos", "tsinelas")):
+    """A tiny hybrid with the ImageNet prior (`tuned`: stages it keeps its own copy of) and the weights file it came from."""
+    from footsort.learning.trainer import Recipe, make_model
+
+    weights = tiny_backbone_file(folder / "tiny.pth")
+    model, _ = make_model(classes, Recipe(preset="lite", width=16, prior_weight=weight, finetune_backbone=tuned),
+                          str(weights), TINY_WIDTH)
+    return model, weights

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SHARED
-from helpers_model import TINY_WIDTH, tiny_backbone_file
+from helpers_model import TINY_WIDTH, tiny_backbone_file, tiny_meta, tiny_prior_model
 
 from footsort.errors import BackboneWeightsError
 from footsort.learning.trainer import Recipe, make_model
 from footsort.model import checkpoint
-from footsort.model.checkpoint import ModelVersion, new_version_id, now_iso
 from footsort.model.presets import Preprocess
 from footsort.model.prior import IMAGENET_INDEX, prior_rows
 
@@ -29,8 +28,7 @@ def test_rows_vote_for_footsort_classes_and_other_classes_get_no_prior() -> None
 def test_prior_is_imagenets_own_classifier_restricted_to_the_footwear_classes(tmp_path: Path) -> None:
     from torchvision.models import mobilenet_v2
 
-    weights = tiny_backbone_file(tmp_path / "tiny.pth")
-    model, _ = make_model(CLASSES, Recipe(preset="lite", width=16, prior_weight=2.0), str(weights), TINY_WIDTH)
+    model, weights = tiny_prior_model(tmp_path, 2.0)
     imagenet = mobilenet_v2(width_mult=TINY_WIDTH)
     imagenet.load_state_dict(torch.load(weights, weights_only=True))
     imagenet.eval()
@@ -57,12 +55,8 @@ def test_prior_is_imagenets_own_classifier_restricted_to_the_footwear_classes(tm
 
 @pytest.mark.parametrize("tuned", [0, 2])
 def test_the_prior_travels_in_the_model_file(tmp_path: Path, tuned: int) -> None:
-    weights = tiny_backbone_file(tmp_path / "tiny.pth")
-    model, _ = make_model(CLASSES, Recipe(preset="lite", width=16, prior_weight=1.5, finetune_backbone=tuned),
-                          str(weights), TINY_WIDTH)
-    meta = ModelVersion(version=new_version_id(), classes=CLASSES, arch=dict(model.arch.__dict__),
-                        preprocess=Preprocess(size=64).to_dict(), created=now_iso())
-    path = checkpoint.save(model, meta, tmp_path / "m.safetensors", half=False)
+    model, _ = tiny_prior_model(tmp_path, 1.5, tuned)
+    path = checkpoint.save(model, tiny_meta(model), tmp_path / "m.safetensors", half=False)
     loaded, meta2 = checkpoint.load(path)
     assert meta2.arch["prior_rows"] == 4 and meta2.arch["prior_weight"] == 1.5
     x = torch.randn(2, 3, 64, 64)
@@ -112,12 +106,8 @@ def test_the_onnx_engine_sorts_with_the_prior_too(tmp_path: Path, tuned: int) ->
 
     from footsort.model.onnx_export import INPUT, OUTPUT, export
 
-    weights = tiny_backbone_file(tmp_path / "tiny.pth")
-    model, _ = make_model(CLASSES, Recipe(preset="lite", width=16, prior_weight=2.0, finetune_backbone=tuned),
-                          str(weights), TINY_WIDTH)
-    meta = ModelVersion(version=new_version_id(), classes=CLASSES, arch=dict(model.arch.__dict__),
-                        preprocess=Preprocess(size=64).to_dict(), created=now_iso())
-    path = checkpoint.save(model, meta, tmp_path / "m.safetensors")
+    model, _ = tiny_prior_model(tmp_path, 2.0, tuned)
+    path = checkpoint.save(model, tiny_meta(model), tmp_path / "m.safetensors")
     report = export(path, tmp_path / "m.onnx")
     loaded, _ = checkpoint.load(path)
     x = torch.randn(3, 3, 64, 64)
@@ -135,9 +125,7 @@ def test_tuned_backbone_stages_leave_the_prior_its_own_imagenet_copy(tmp_path: P
 
     from footsort.learning.trainer import extract_features, head_logits
 
-    weights = tiny_backbone_file(tmp_path / "tiny.pth")
-    model, _ = make_model(CLASSES, Recipe(preset="lite", width=16, prior_weight=1.0, finetune_backbone=2),
-                          str(weights), TINY_WIDTH)
+    model, weights = tiny_prior_model(tmp_path, 1.0, tuned=2)
     assert model.arch.prior_stages == 2 and model.prior_split == len(model.backbone) - 2
     params = model.unfreeze_last_stages(2)
     with torch.no_grad():  # footsort tunes its last two stages...
@@ -172,9 +160,7 @@ def test_tracing_a_model_with_the_prior_warns_about_nothing(tmp_path: Path) -> N
     """The daemon fuses the model in a thread: a TracerWarning there would reach the user's log."""
     import warnings
 
-    weights = tiny_backbone_file(tmp_path / "tiny.pth")
-    model, _ = make_model(CLASSES, Recipe(preset="lite", width=16, prior_weight=1.0, finetune_backbone=2),
-                          str(weights), TINY_WIDTH)
+    model, _ = tiny_prior_model(tmp_path, 1.0, tuned=2)
     model.eval()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

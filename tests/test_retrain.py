@@ -267,11 +267,9 @@ def test_classes_must_match_the_model_in_use(tmp_path: Path, in_use: str) -> Non
 
 @pytest.mark.parametrize("tuned", [0, 2])
 def test_a_model_with_the_imagenet_prior_keeps_it_through_a_retrain(tmp_path: Path, tuned: int) -> None:
-    from footsort.learning.trainer import Recipe, make_model
-    from tests.helpers_model import TINY_WIDTH, tiny_backbone_file
+    from tests.helpers_model import tiny_prior_model
 
-    model, _ = make_model(CLASSES, Recipe(preset="lite", width=16, prior_weight=2.0, finetune_backbone=tuned),
-                          str(tiny_backbone_file(tmp_path / "tiny.pth")), TINY_WIDTH)
+    model, _ = tiny_prior_model(tmp_path, 2.0, tuned)
     meta = tiny_meta(model)
     registry.add_version(model, meta)
     registry.use(meta.version)
