@@ -111,7 +111,7 @@ def make_model(classes: Sequence[str], recipe: Recipe, backbone_weights: str | N
 def fast_backbone(model: FootwearNet, size: int, stop: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The frozen backbone (its first `stop` stages if given), TorchScript-fused on CPU, for feature extraction."""
     backbone = model.backbone.eval() if stop is None else model.backbone[:stop].eval()
-    if stop is None and model.prior is not None and model.prior.tail is not None:
+    if stop is None and model.votes_ride_along:
         backbone = FeatureMaps(model)  # the prior's votes ride along with the final map
     if next(backbone.parameters()).device.type != "cpu":
         return backbone

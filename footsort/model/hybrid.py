@@ -146,6 +146,11 @@ class FootwearNet(nn.Module):
 
     # --- forward --------------------------------------------------------------------------
     @property
+    def votes_ride_along(self) -> bool:
+        """Whether the prior reads its own stage copies, so its votes travel with the feature map."""
+        return self.prior is not None and self.prior.tail is not None
+
+    @property
     def prior_split(self) -> int:
         """The backbone stage whose input the prior's own copied stages read (the backbone's end without them)."""
         return len(self.backbone) - (self.arch.prior_stages if self.prior is not None else 0)
@@ -156,14 +161,16 @@ class FootwearNet(nn.Module):
         When the prior has its own copy of the last stages, its class logits ride along (in eval mode, or when
         `votes`) as extra channels (N, 1280 + classes, ...): cached features carry everything `forward_head` needs.
         """
-        split = self.prior_split
-        if self.prior is None or self.prior.tail is None:
+        if not self.votes_ride_along:
             return self.backbone[start:](x)
+        split = self.prior_split
         if start > split:
             raise ValueError(f"the prior reads the input of backbone stage {split}; features from stage {start} lack it")
         mid = self.backbone[start:split](x)
         final = self.backbone[split:](mid)
-        if not (not self.training if votes is None else votes):
+        if votes is None:
+            votes = not self.training
+        if not votes:
             return final
         prior = self.prior(mid)
         return torch.cat([final, prior[:, :, None, None].expand(-1, -1, final.shape[2], final.shape[3])], 1)
@@ -179,12 +186,11 @@ class FootwearNet(nn.Module):
         of what it buys on a new one (leave-one-source-out street 76 % against 82 %).
         """
         prior = None
-        tail = self.prior is not None and self.prior.tail is not None
         if votes is None:
-            votes = tail and features.shape[1] > FEATURE_CHANNELS
+            votes = self.votes_ride_along and features.shape[1] > FEATURE_CHANNELS
         if votes:  # the prior's votes rode along (see forward_features)
             features, prior = features[:, :FEATURE_CHANNELS], features[:, FEATURE_CHANNELS:, 0, 0]
-        elif self.prior is not None and not tail and not self.training:
+        elif self.prior is not None and not self.votes_ride_along and not self.training:
             prior = self.prior(features)
         if self.training or not self.arch.prior_weight:
             prior = None
@@ -192,7 +198,7 @@ class FootwearNet(nn.Module):
         return logits if prior is None else logits + self.arch.prior_weight * prior
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        votes = self.prior is not None and self.prior.tail is not None and not self.training
+        votes = self.votes_ride_along and not self.training
         return self.forward_head(self.forward_features(x, votes=votes), votes=votes)
 
 
@@ -210,7 +216,7 @@ class FeatureMaps(nn.Module):
 def load_backbone_weights(model: FootwearNet, source: str | Path | None, classes: Sequence[str] = ()) -> str:
     """Fill the backbone (and the ImageNet prior for `classes`, if the model has one) with ImageNet weights."""
     state, origin = _imagenet_state(source)
-    feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    feats = _stage_weights(state)
     if not feats:
         raise BackboneWeightsError(f"{origin} is not a torchvision mobilenet_v2 state_dict (no 'features.*' keys)")
     try:
@@ -268,6 +274,12 @@ def _imagenet_state(source: str | Path | None) -> tuple[dict, str]:
     return state, origin
 
 
+def _stage_weights(state: dict, first: int = 0) -> dict:
+    """The backbone's weights (`features.N.*`, named `N.*`) of stages `first` on (a slice keeps the stage numbers)."""
+    return {k[len("features."):]: v for k, v in state.items()
+            if k.startswith("features.") and int(k.split(".")[1]) >= first}
+
+
 def _fill_prior(model: FootwearNet, state: dict, origin: str, classes: Sequence[str]) -> None:
     rows = prior_rows(classes)
     if model.prior is None or len(rows) != model.prior.weight.shape[0]:
@@ -278,7 +290,4 @@ def _fill_prior(model: FootwearNet, state: dict, origin: str, classes: Sequence[
                                    "which the ImageNet prior needs; use a full mobilenet_v2 state_dict or --prior-weight 0")
     model.prior.fill(rows, weight.float(), bias.float())
     if model.prior.tail is not None:  # ImageNet's own weights for the stages the prior keeps untuned
-        first = model.prior_split
-        tail = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-        tail = {k: v for k, v in tail.items() if int(k.split(".")[0]) >= first}  # a slice keeps the stage numbers
-        model.prior.tail.load_state_dict(tail, strict=True)
+        model.prior.tail.load_state_dict(_stage_weights(state, model.prior_split), strict=True)
